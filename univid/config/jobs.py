@@ -1,0 +1,52 @@
+"""Per-job configs: each job sees only the config sections it reads, plus the keys of the jobs it consumes.
+
+A job's outputs live under `{results_dir}/{scale}/{job}/{key}`, key = hash of its job config. Variants that agree on
+everything a job reads therefore share that job (e.g. stage II does not read `tma`, so every TMA variant shares it),
+and a change upstream changes every key downstream of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from univid.config.load import config_hash
+
+JOBS = ("curate", "stage1", "stage2", "stage3", "generate", "evaluate")
+
+# model sub-sections each job reads
+_GEN_MODEL = ("tokenizer", "llm", "vit", "vae", "dit", "scheduler", "connector", "encoders", "max_text_tokens")
+_UND_MODEL = ("tokenizer", "llm", "vit", "max_text_tokens")
+
+
+def _pick(section: dict, keys) -> dict:
+    return {k: section[k] for k in keys if k in section}
+
+
+def job_configs(cfg: dict) -> dict[str, dict]:
+    """Every job's config for one resolved config, with `key` and `dir` filled in."""
+    base = {"scale": cfg["scale"], "seed": cfg["seed"], "device": cfg["device"], "dtype": cfg["dtype"]}
+    jobs: dict[str, dict] = {}
+
+    def add(name: str, body: dict, upstream: tuple[str, ...]) -> None:
+        job = {"job": name, **base, **body, "upstream": {u: jobs[u]["key"] for u in upstream}}
+        key = config_hash(job)
+        job["key"] = key
+        job["dir"] = str(Path(cfg["results_dir"]) / cfg["scale"] / name / key)
+        job["upstream_dirs"] = {u: jobs[u]["dir"] for u in upstream}
+        jobs[name] = job
+
+    add("curate", {"data": cfg["data"], "eval": {"vbench": _pick(cfg["eval"]["vbench"], ("prompt_suite", "per_dimension"))}}, ())
+    add("stage1", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"], "train": {"stage1": cfg["train"]["stage1"]}}, ("curate",))
+    add("stage2", {"model": _pick(cfg["model"], _UND_MODEL), "train": {"stage2": cfg["train"]["stage2"]}}, ("curate",))
+    add("stage3", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
+                   "train": {"stage1": cfg["train"]["stage1"], "stage3": cfg["train"]["stage3"]}},
+        ("curate", "stage1", "stage2"))
+    add("generate", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"], "sampling": cfg["sampling"],
+                     "train": {"stage1": cfg["train"]["stage1"]}}, ("curate", "stage3"))
+    add("evaluate", {"eval": cfg["eval"], "sampling": _pick(cfg["sampling"], ("samples_per_prompt", "fps", "num_frames"))},
+        ("curate", "generate"))
+    return jobs
+
+
+def job_config(cfg: dict, name: str) -> dict:
+    return job_configs(cfg)[name]

@@ -1,0 +1,140 @@
+"""Temperature Modality Alignment (paper Sec. 2.3, Eq. 2-5) as a diffusers attention processor.
+
+alpha multiplies the pre-softmax cross-attention scores of text-derived keys (alpha_txt) and image-derived keys
+(alpha_img). Scaling the logit q.k_j by alpha_j equals scaling key j by alpha_j, so the processor folds alpha into K
+after norm_k: one SDPA call, no materialised score matrix, the same cost as diffusers' WanAttnProcessor.
+
+Progress u is shared state advanced once per denoising step by the sampler (never per forward call), so the
+conditional and unconditional CFG branches see the same alpha.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.transformers.transformer_wan import _get_qkv_projections
+
+SCHEDULES = ("none", "constant", "step", "linear", "cosine")
+
+
+def alpha_txt(u: float, schedule: str, lam: float, end: float = 0.4) -> float:
+    """Text gain. cosine is Eq. 3: 1 + lam/2 (1 + cos(pi u / end)) on [0, end], else 1."""
+    if schedule == "none":
+        return 1.0
+    if schedule == "constant":
+        return 1.0 + lam
+    if u > end:
+        return 1.0
+    if schedule == "step":
+        return 1.0 + lam
+    if schedule == "linear":
+        return 1.0 + lam * (1.0 - u / end)
+    if schedule == "cosine":
+        return 1.0 + lam / 2.0 * (1.0 + math.cos(math.pi * u / end))
+    raise ValueError(f"tma.schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+
+
+def alpha_img(u: float, schedule: str, lam: float, start: float = 0.6) -> float:
+    """Reference-image gain. cosine is Eq. 5: 1 on [0, start], then 1 + lam/2 (1 - cos(pi (u - start)/(1 - start)))."""
+    if schedule == "none":
+        return 1.0
+    if schedule == "constant":
+        return 1.0 + lam
+    if u <= start:
+        return 1.0
+    span = 1.0 - start
+    if schedule == "step":
+        return 1.0 + lam
+    if schedule == "linear":
+        return 1.0 + lam * (u - start) / span
+    if schedule == "cosine":
+        return 1.0 + lam / 2.0 * (1.0 - math.cos(math.pi * (u - start) / span))
+    raise ValueError(f"tma.schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+
+
+def progress(step_index: int, num_steps: int, sigma: float, definition: str) -> float:
+    """u in [0, 1]: 'step_fraction' = i/N (the paper's wording), 'one_minus_sigma' = 1 - sigma_i."""
+    if definition == "step_fraction":
+        return step_index / num_steps
+    if definition == "one_minus_sigma":
+        return 1.0 - float(sigma)
+    raise ValueError(f"tma.progress {definition!r}: expected 'step_fraction' or 'one_minus_sigma'")
+
+
+@dataclass
+class TMAState:
+    """Shared by every cross-attention processor of one DiT. `token_is_image` marks image-derived context tokens."""
+
+    schedule: str = "none"
+    lambda_txt: float = 0.3
+    lambda_img: float = 0.3
+    txt_end: float = 0.4
+    img_start: float = 0.6
+    progress_definition: str = "step_fraction"
+    u: float = 0.0
+    token_is_image: torch.Tensor | None = None  # [B, M] bool, or None for text-only context
+    probe: list = field(default_factory=list)  # (u, alpha_txt, alpha_img) per processor call, when recording
+    record: bool = False
+
+    @classmethod
+    def from_config(cls, tma_cfg: dict) -> "TMAState":
+        if tma_cfg["schedule"] not in SCHEDULES:
+            raise ValueError(f"tma.schedule {tma_cfg['schedule']!r}: expected one of {', '.join(SCHEDULES)}")
+        return cls(schedule=tma_cfg["schedule"], lambda_txt=tma_cfg["lambda_txt"], lambda_img=tma_cfg["lambda_img"],
+                   txt_end=tma_cfg["txt_end"], img_start=tma_cfg["img_start"], progress_definition=tma_cfg["progress"])
+
+    def set_step(self, step_index: int, num_steps: int, sigma: float) -> None:
+        self.u = progress(step_index, num_steps, sigma, self.progress_definition)
+
+    def alphas(self) -> tuple[float, float]:
+        return (alpha_txt(self.u, self.schedule, self.lambda_txt, self.txt_end),
+                alpha_img(self.u, self.schedule, self.lambda_img, self.img_start))
+
+
+class TMAWanAttnProcessor:
+    """Cross-attention processor for diffusers' WanAttention (attn2) with TMA folded into K."""
+
+    _attention_backend = None
+    _parallel_config = None
+
+    def __init__(self, state: TMAState):
+        self.state = state
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
+        if attn.add_k_proj is not None:
+            raise ValueError("TMAWanAttnProcessor: Wan 2.1 I2V image cross-attention (add_k_proj) is not supported; "
+                             "Wan 2.2 TI2V-5B has none")
+        query, key, value = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)
+        query = attn.norm_q(query)
+        key = attn.norm_k(key)
+
+        a_txt, a_img = self.state.alphas()
+        if self.state.record:
+            self.state.probe.append((self.state.u, a_txt, a_img))
+        if a_txt != 1.0 or a_img != 1.0:
+            mask = self.state.token_is_image
+            if mask is None:
+                key = key * a_txt
+            else:
+                gain = torch.where(mask.to(key.device), a_img, a_txt).to(key.dtype)  # [B, M]
+                key = key * gain.unsqueeze(-1)
+
+        query = query.unflatten(2, (attn.heads, -1))
+        key = key.unflatten(2, (attn.heads, -1))
+        value = value.unflatten(2, (attn.heads, -1))
+        hidden_states = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+                                              is_causal=False, backend=self._attention_backend, parallel_config=None)
+        hidden_states = hidden_states.flatten(2, 3).type_as(query)
+        hidden_states = attn.to_out[0](hidden_states)
+        return attn.to_out[1](hidden_states)
+
+
+def install_tma(transformer, state: TMAState) -> None:
+    """Put the TMA processor on every cross-attention (attn2) of a WanTransformer3DModel; self-attention keeps its own."""
+    processors = {}
+    for name, proc in transformer.attn_processors.items():
+        processors[name] = TMAWanAttnProcessor(state) if ".attn2." in name else proc
+    transformer.set_attn_processor(processors)

@@ -1,0 +1,1 @@
+"""MLflow tracking: one experiment per table, one run per variant."""

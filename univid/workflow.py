@@ -1,0 +1,74 @@
+"""The workflow plan: tables -> ablation variants -> resolved configs -> content-keyed jobs.
+
+The Snakefile asks this module which jobs exist and which job config each output directory belongs to; the logic
+lives here so it can be tested without Snakemake.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from univid.config import ConfigError, apply_overrides, job_configs, load_ablation, resolve, validate
+
+# What each job writes (relative to its directory); the first file is written last and marks completion.
+JOB_OUTPUTS = {
+    "curate": ["curation_report.json", "gen_train.jsonl", "qa_train.json", "qa_test.json", "prompts.json"],
+    "stage1": ["train_log.json", "final/weights.safetensors"],
+    "stage2": ["train_log.json", "final/weights.safetensors"],
+    "stage3": ["train_log.json", "final/weights.safetensors"],
+    "generate": ["manifest.json"],
+    "evaluate": ["scores.json"],
+}
+JOB_INPUTS = {  # which upstream files a job reads
+    "curate": {},
+    "stage1": {"curate": ["gen_train.jsonl"]},
+    "stage2": {"curate": ["qa_train.json"]},
+    "stage3": {"curate": ["gen_train.jsonl", "qa_train.json"], "stage1": ["final/weights.safetensors"],
+               "stage2": ["final/weights.safetensors"]},
+    "generate": {"curate": ["prompts.json"], "stage3": ["final/weights.safetensors"]},
+    "evaluate": {"curate": ["prompts.json"], "generate": ["manifest.json"]},
+}
+_JOB_ONLY_KEYS = ("job", "upstream", "key", "dir", "upstream_dirs")
+
+
+def plan(user_cfg: dict, root: str | Path = ".") -> dict:
+    """{"tables": {table: {"ablation", "title", "variants": [{name, label, config, jobs}]}}, "jobs": {dir: job}}."""
+    validate(user_cfg)
+    base = resolve(user_cfg)
+    root = Path(root)
+    tables, jobs = {}, {}
+    for table, spec in (user_cfg.get("tables") or {}).items():
+        ablation = load_ablation(root / spec["ablation"])
+        variants = []
+        for v in ablation["variants"]:
+            cfg = apply_overrides(base, v.get("overrides") or {})
+            vjobs = job_configs(cfg)
+            for job in vjobs.values():
+                jobs.setdefault(job["dir"], job)
+            variants.append({"name": v["name"], "label": v["label"], "config": cfg, "jobs": vjobs})
+        tables[table] = {"ablation": spec["ablation"], "name": ablation["name"], "title": ablation.get("title", ""),
+                         "benchmark": spec["benchmark"], "variants": variants}
+    return {"config": base, "tables": tables, "jobs": jobs}
+
+
+def job_dir(cfg: dict, job: str, key: str) -> str:
+    return str(Path(cfg["results_dir"]) / cfg["scale"] / job / key)
+
+
+def config_from_job(job_cfg: dict) -> dict:
+    """Rebuild a full config from a job config: the job's sections, defaults for what the job does not read."""
+    sections = {k: v for k, v in job_cfg.items() if k not in _JOB_ONLY_KEYS}
+    cfg = resolve(sections)
+    return cfg
+
+
+def parse_job_config(text: str) -> dict:
+    try:
+        job = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--job-config: not valid JSON ({exc.msg} at char {exc.pos})") from None
+    for key in ("job", "key", "dir"):
+        if key not in job:
+            raise ConfigError(f"--job-config: missing key '{key}' (expected a job config written by the workflow)")
+    return job

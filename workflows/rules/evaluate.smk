@@ -1,0 +1,6 @@
+rule evaluate:
+    input: job_inputs("evaluate")
+    output: job_outputs("evaluate")
+    params: cfg=job_json("evaluate")
+    log: f"{R}/logs/evaluate/{{key}}.log"
+    shell: "univid evaluate --quiet --job-config {params.cfg:q} > {log} 2>&1"

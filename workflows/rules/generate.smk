@@ -1,0 +1,6 @@
+rule generate:
+    input: job_inputs("generate")
+    output: job_outputs("generate")
+    params: cfg=job_json("generate")
+    log: f"{R}/logs/generate/{{key}}.log"
+    shell: "univid generate-suite --quiet --job-config {params.cfg:q} > {log} 2>&1"

@@ -1,0 +1,28 @@
+MLFLOW = BASE["mlflow"]
+
+
+rule collect:
+    input: lambda w: [f"{d}/scores.json" for d in variant_dirs(w.table, "evaluate").values()]
+    output: f"{R}/tables/{{table}}/results.json", f"{R}/tables/{{table}}/results.csv"
+    params:
+        ablation=lambda w: PLAN["tables"][w.table]["ablation"],
+        variants=lambda w: " ".join(f"--variant {n}={d}" for n, d in variant_dirs(w.table, "evaluate").items()),
+    shell: "univid collect --table {wildcards.table} --ablation {params.ablation} {params.variants} --out {output[0]}"
+
+
+rule track:
+    input: f"{R}/tables/{{table}}/results.json"
+    output: f"{R}/tables/{{table}}/mlflow.json"
+    params:
+        uri=f"--tracking-uri {MLFLOW['tracking_uri']}" if MLFLOW.get("tracking_uri") else "",
+        prefix=MLFLOW["experiment_prefix"],
+    shell: "univid track --results {input} --out {output} {params.uri} --experiment-prefix {params.prefix}"
+
+
+rule report:
+    input:
+        results=f"{R}/tables/{{table}}/results.json",
+        mlflow=f"{R}/tables/{{table}}/mlflow.json",
+        template="reports/templates/{table}.tex.j2",
+    output: "reports/{table}.tex"
+    shell: "univid report --results {input.results} --out {output}"
