@@ -106,9 +106,11 @@ def cmd_train(args) -> None:
     log = train_stage(args.stage, cfg, curate_dir, out, init=init, max_steps=args.max_steps,
                       progress=not args.quiet)
     _write_job_config(out, job)
-    losses = [s["loss"] for s in log["steps"]]
-    print(f"stage {args.stage}: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
-          f"{log['num_trainable_params']} trainable params, {log['wall_s']:.1f}s -> {out}")
+    for kind in ("gen", "und"):
+        losses = [s["loss"] for s in log["steps"] if s["kind"] == kind]
+        if losses:
+            print(f"stage {args.stage} {kind}: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    print(f"stage {args.stage}: {log['num_trainable_params']} trainable params, {log['wall_s']:.1f}s -> {out}")
 
 
 def cmd_generate_suite(args) -> None:

@@ -41,14 +41,15 @@ def environment() -> jinja2.Environment:
 
 
 def formatted_rows(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-    """Two decimals, best (highest: every VBench column is 'higher is better') in bold."""
-    best = {c: frame[c].round(2).max() for c in columns}
+    """Two decimals, best (highest: every VBench column is 'higher is better') in bold; a column where every row
+    ties has no best."""
+    best = {c: frame[c].round(2).max() for c in columns if frame[c].round(2).nunique() > 1}
     rows = []
     for _, r in frame.iterrows():
         cells = []
         for c in columns:
             text = f"{r[c]:.2f}"
-            cells.append(rf"\textbf{{{text}}}" if round(r[c], 2) == best[c] and len(frame) > 1 else text)
+            cells.append(rf"\textbf{{{text}}}" if c in best and round(r[c], 2) == best[c] else text)
         rows.append({"label": r["label"], "cells": cells})
     return rows
 

@@ -110,8 +110,9 @@ def train_stage(stage: int, cfg: dict, curate_dir: Path, out_dir: Path, init: li
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        log["steps"].append({"step": step, "kind": kind, "loss": float(loss.detach())})
-        bar.set_postfix(loss=f"{float(loss):.4f}")
+        value = loss.item()
+        log["steps"].append({"step": step, "kind": kind, "loss": value})
+        bar.set_postfix(loss=f"{value:.4f}")
     comp.model.eval()
     log["wall_s"] = time.time() - t0
     save_weights(trainable_state_dict(comp.model), out_dir / "final" / "weights.safetensors",
