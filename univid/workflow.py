@@ -52,6 +52,28 @@ def plan(user_cfg: dict, root: str | Path = ".") -> dict:
     return {"config": base, "tables": tables, "jobs": jobs}
 
 
+def lineage_holes(jobs: dict[str, dict]) -> list[str]:
+    """Output files of jobs whose outputs are (partly) missing while a job downstream of them still has outputs.
+
+    Snakemake does not rebuild a deleted intermediate when what consumes it looks up to date (snakemake#1978); the
+    Snakefile forces these files, and Snakemake then reruns exactly the jobs downstream of them.
+    """
+    def complete(job):
+        return all((Path(job["dir"]) / f).exists() for f in JOB_OUTPUTS[job["job"]])
+
+    def started(job):
+        return any((Path(job["dir"]) / f).exists() for f in JOB_OUTPUTS[job["job"]])
+
+    holes = []
+    for job in jobs.values():
+        if complete(job):
+            continue
+        consumers = [j for j in jobs.values() if job["dir"] in j["upstream_dirs"].values()]
+        if any(started(c) for c in consumers):
+            holes.append(str(Path(job["dir"]) / JOB_OUTPUTS[job["job"]][0]))
+    return sorted(holes)
+
+
 def job_dir(cfg: dict, job: str, key: str) -> str:
     return str(Path(cfg["results_dir"]) / cfg["scale"] / job / key)
 
