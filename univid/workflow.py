@@ -29,7 +29,7 @@ JOB_INPUTS = {  # which upstream files a job reads
     "generate": {"curate": ["prompts.json"], "stage3": ["final/weights.safetensors"]},
     "evaluate": {"curate": ["prompts.json"], "generate": ["manifest.json"]},
 }
-_JOB_ONLY_KEYS = ("job", "upstream", "key", "dir", "upstream_dirs")
+_JOB_ONLY_KEYS = ("job", "upstream", "key", "dir", "upstream_dirs", "univid")
 
 
 def plan(user_cfg: dict, root: str | Path = ".") -> dict:

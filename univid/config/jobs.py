@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from univid import __version__
 from univid.config.load import config_hash
 
 JOBS = ("curate", "stage1", "stage2", "stage3", "generate", "evaluate")
@@ -24,7 +25,10 @@ def _pick(section: dict, keys) -> dict:
 
 def job_configs(cfg: dict) -> dict[str, dict]:
     """Every job's config for one resolved config, with `key` and `dir` filled in."""
-    base = {"scale": cfg["scale"], "seed": cfg["seed"], "device": cfg["device"], "dtype": cfg["dtype"]}
+    # The harness version is part of every key: a release that changes what a job computes re-keys its outputs
+    # (Snakemake itself does not rerun a job when only imported package code changed).
+    base = {"univid": __version__, "scale": cfg["scale"], "seed": cfg["seed"], "device": cfg["device"],
+            "dtype": cfg["dtype"]}
     jobs: dict[str, dict] = {}
 
     def add(name: str, body: dict, upstream: tuple[str, ...]) -> None:

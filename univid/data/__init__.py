@@ -1,0 +1,1 @@
+"""Data: video I/O, the synthetic video world, official data-set formats and curation."""
