@@ -7,12 +7,16 @@ and `--set KEY=VALUE` build the same config from workflows/config.yaml's default
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+COMMAND_MODULES: list[str] = []  # e.g. "understanding" -> univid/commands/understanding.py
 
 
 def _full_config(args) -> dict:
@@ -287,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--template")
     sp.set_defaults(fn=cmd_report)
+
+    # Verbs of other areas live in their own modules (univid/commands/<area>.py), each with register(sub, cfg_args).
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"univid.commands.{module}").register(sub, cfg_args)
     return p
 
 
