@@ -1,0 +1,53 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from univid.report.regress import baseline_from_results, compare, regress
+
+
+def _results(total=70.0, color=50.0):
+    return {"table": "table4", "scale": "smoke",
+            "rows": [{"variant": "cosine", "scores": {"total": total, "color": color}},
+                     {"variant": "wo_tma", "scores": {"total": 69.0, "color": 40.0}}]}
+
+
+def test_inside_tolerance_passes_and_outside_fails_naming_the_metric(tmp_path):
+    base = baseline_from_results([_results()], tolerance=0.5)
+    assert compare(_results(total=70.4), base)["ok"].all()
+    frame = compare(_results(color=51.0), base)
+    bad = frame[~frame["ok"]]
+    assert list(zip(bad["variant"], bad["metric"])) == [("cosine", "color")]
+
+
+def test_a_missing_variant_is_a_failure():
+    base = baseline_from_results([_results()])
+    res = _results()
+    res["rows"] = res["rows"][:1]
+    frame = compare(res, base)
+    assert not frame[frame["variant"] == "wo_tma"]["ok"].any()
+
+
+def test_cli_exit_codes_and_update_is_explicit(tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_results()))
+    baseline = tmp_path / "baseline.json"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "univid.cli", "regress", "--results", str(results),
+                                     "--baseline", str(baseline), *a], capture_output=True, text=True)
+    assert run().returncode != 0  # no baseline yet: never created silently
+    assert not baseline.exists()
+    assert run("--update").returncode == 0 and baseline.exists()
+    assert run().returncode == 0
+    results.write_text(json.dumps(_results(total=75.0)))
+    proc = run()
+    assert proc.returncode == 1 and "table4/cosine/total" in proc.stderr
+    ok, _ = regress([results], baseline)
+    assert not ok
+
+
+def test_scale_mismatch_is_an_error():
+    base = baseline_from_results([_results()])
+    res = dict(_results(), scale="paper")
+    with pytest.raises(ValueError, match="scale"):
+        compare(res, base)
