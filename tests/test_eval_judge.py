@@ -1,0 +1,108 @@
+"""Video-ChatGPT judge: prompts verbatim (snapshots), verdict parsing on replies seen in the wild, protocol maths,
+failure accounting, caching (a second run makes zero judge calls), JSONL verdicts."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from univid.eval.cache import EvalCache
+from univid.eval.judge import (JudgeBackend, judge_one, judge_predictions, parse_verdict, summarize, system_prompt,
+                               user_prompt)
+
+SNAP = Path(__file__).parent / "snapshots"
+
+
+class Scripted:
+    """A judge backend that replays scripted replies and records every call."""
+
+    backend_id = "scripted"
+    model_id = "scripted-v1"
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.calls = []
+
+    def generate(self, prompt, system=None, **decoding):
+        self.calls.append({"prompt": prompt, "system": system, **decoding})
+        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def test_prompts_match_snapshots_verbatim():
+    assert system_prompt() == (SNAP / "judge_system.txt").read_text()
+    got = user_prompt("what is the man doing?", "playing guitar", "He is playing a guitar on {stage}.")
+    assert got == (SNAP / "judge_user.txt").read_text()
+    # details of the original that a paraphrase would lose
+    assert "task:------##INSTRUCTIONS: - Focus" in system_prompt()
+    assert "'pred' is  a string" in got and "not STRING.DO NOT PROVIDE" in got
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("{'pred': 'yes', 'score': 4}", ("yes", 4)),
+    ("{'pred': 'yes', 'score': 4.8}", ("yes", 4)),              # float score: int() truncates as the script
+    ('{"pred": "no", "score": 1}', ("no", 1)),                  # JSON quoting
+    ("{'pred': 'Yes', 'score': '3'}", ("yes", 3)),              # quoted score, capitalised pred
+    ("Sure! Here is my evaluation:\n{'pred': 'no', 'score': 0}\nThe answer is wrong.", ("no", 0)),  # prose
+    ("```python\n{'pred': 'yes', 'score': 5}\n```", ("yes", 5)),  # code fence
+    ("pred: yes, score: 2", ("yes", 2)),                        # no braces at all
+    ("{'pred': 'yes'}", None),                                  # missing score
+    ("{'score': 3}", None),                                     # missing pred
+    ("{'pred': 'maybe', 'score': 3}", None),                    # neither yes nor no
+    ("{'pred': 'yes', 'score': 7}", None),                      # out of range
+    ("{'pred': 'yes', 'score': None}", None),
+    ("I cannot evaluate this.", None),
+    ("", None),
+])
+def test_parse_verdict_in_the_wild(reply, expected):
+    assert parse_verdict(reply) == expected
+
+
+def test_judge_decoding_failures_and_summary():
+    b = Scripted(["{'pred': 'yes', 'score': 4.8}"])
+    v = judge_one(b, "q", "a", "p")
+    assert (v["pred"], v["score"], v["failed"]) == ("yes", 4, False)
+    assert b.calls[0]["temperature"] == 0.0 and b.calls[0]["max_tokens"] == 64
+    assert b.calls[0]["system"] == system_prompt()
+    bad = judge_one(Scripted(["no idea"]), "q", "a", "p")
+    assert (bad["pred"], bad["score"], bad["failed"]) == ("no", 0, True)
+    flaky = Scripted([RuntimeError("rate limited"), RuntimeError("rate limited"), "{'pred': 'no', 'score': 2}"])
+    v = judge_one(flaky, "q", "a", "p", retries=5)
+    assert (v["pred"], v["score"], v["attempts"]) == ("no", 2, 3)
+    down = judge_one(Scripted([RuntimeError("down")]), "q", "a", "p", retries=2)
+    assert down["failed"] and down["attempts"] == 3 and "down" in down["error"]
+    s = summarize([{"pred": "yes", "score": 4, "failed": False}, {"pred": "no", "score": 1, "failed": False},
+                   {"pred": "yes", "score": 5, "failed": False}, {"pred": "no", "score": 0, "failed": True}])
+    assert s == {"n": 4, "yes": 2, "no": 2, "failures": 1, "accuracy": 50.0, "score": 2.5}
+
+
+def test_judge_predictions_jsonl_and_cache(tmp_path):
+    samples = [{"question_id": f"q{i}", "video": f"v{i // 2}", "question": f"question {i}", "answer": "a",
+                "pred": f"pred {i}"} for i in range(6)]
+    replies = ["{'pred': 'yes', 'score': 5}", "{'pred': 'no', 'score': 1}", "garbage",
+               "{'pred': 'yes', 'score': 3.5}", "{'pred': 'no', 'score': 0}", "{'pred': 'yes', 'score': 4}"]
+    cache = EvalCache(tmp_path / "cache")
+    b = Scripted(replies)
+    assert isinstance(b, JudgeBackend)
+    out = tmp_path / "preds" / "verdicts.jsonl"
+    first = judge_predictions(samples, b, out, cache=cache)
+    assert len(b.calls) == 6 and first["judge_calls"] == 6
+    assert (first["yes"], first["no"], first["failures"]) == (3, 3, 1)
+    assert first["accuracy"] == 50.0 and first["score"] == pytest.approx((5 + 1 + 0 + 3 + 0 + 4) / 6)
+    assert first["judge"]["backend"] == "scripted" and first["judge"]["model"] == "scripted-v1"
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["question_id"] for r in lines] == [s["question_id"] for s in samples]
+    assert lines[2]["failed"] and lines[2]["reply"] == "garbage" and lines[0]["judge"]["model"] == "scripted-v1"
+    again = Scripted(["{'pred': 'no', 'score': 0}"])
+    second = judge_predictions(samples, again, out, cache=cache)
+    assert again.calls == [] and second["judge_calls"] == 0 and second["cached"] == 6
+    assert {k: second[k] for k in ("yes", "no", "failures", "accuracy", "score")} == \
+           {k: first[k] for k in ("yes", "no", "failures", "accuracy", "score")}
+    other = Scripted(["{'pred': 'no', 'score': 0}"])
+    other.model_id = "scripted-v2"  # another judge model is another key: judged afresh
+    judge_predictions(samples, other, tmp_path / "v2.jsonl", cache=cache)
+    assert len(other.calls) == 6
+    with pytest.raises(ValueError, match="missing 'pred'"):
+        judge_predictions([{"question_id": 1, "video": "v", "question": "q", "answer": "a"}], b, out)
