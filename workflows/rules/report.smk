@@ -1,3 +1,6 @@
+# Cheap bookkeeping runs on the submitting host, also under a cluster executor (MLflow writes stay local).
+localrules: collect, track, report
+
 MLFLOW = BASE["mlflow"]
 
 
