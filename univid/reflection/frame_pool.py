@@ -1,0 +1,162 @@
+"""The frame pool of Pyramid Reflection (Algorithm 1, line 1; Sec. 3.2): N frames uniformly sampled, encoded ONCE by
+the UniVid ViT (SigLIP/SigLIP2 image tower), L2-normalised, cached on disk.
+
+One ViT pass over the pool yields both what retrieval needs (the pooled SigLIP image embedding v_i, Eq. 6) and what
+the Actor needs (the patch tokens of each frame), so no later round and no other question about the same video runs
+the vision encoder again: every round is an index update. The cache key is the video's content hash + the encoder
+id (a digest of the ViT's tensors) + N + the sampling rule.
+
+The text side phi(s) is a SigLIP text tower (`transformers.SiglipTextModel`): at paper scale the text half of the
+same SigLIP2 checkpoint as the ViT; at smoke scale a tiny seeded-random SiglipTextModel read through the SmolLM2
+tokenizer (no SigLIP text weights ship in any package), so smoke similarities are real computations on random
+weights and carry no meaning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from univid.data.video import read_video, uniform_indices, video_info
+from univid.io import atomic_dir
+from univid.models.mllm import vit_pixels
+from univid.models.tokenizer import _file_sha256, cache_root
+
+SAMPLING_RULE = "uniform-segment-centres"  # univid.data.video.uniform_indices
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """sha256 over a module's parameters and buffers (name, dtype, shape, bytes), in name order."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class VisionEncoder:
+    """The UniVid ViT (SiglipVisionModel) as the pool encoder. Counts forward passes and frames encoded."""
+
+    def __init__(self, vit: torch.nn.Module, batch_size: int = 64):
+        self.vit = vit
+        self.batch_size = batch_size
+        self.encoder_id = f"{type(vit).__name__}:{module_digest(vit)[:16]}"
+        self.passes = 0
+        self.frames_encoded = 0
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 [N,H,W,3] -> (L2-normalised pooled embeddings [N, D] float32, patch tokens [N, P, Dv])."""
+        param = next(self.vit.parameters())
+        pooled, patches = [], []
+        for start in range(0, len(frames), self.batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size]))
+            pixels = vit_pixels(x, self.vit.config.image_size).to(device=param.device, dtype=param.dtype)
+            out = self.vit(pixel_values=pixels)
+            self.passes += 1
+            self.frames_encoded += len(x)
+            if out.pooler_output is None:
+                raise ValueError("model.vit: the ViT has no pooling head (expected a SigLIP vision tower with "
+                                 "vision_use_head: true, whose pooled output lives in the SigLIP text-image space)")
+            pooled.append(F.normalize(out.pooler_output.float(), dim=-1).cpu())
+            patches.append(out.last_hidden_state.cpu())
+        return torch.cat(pooled), torch.cat(patches)
+
+
+class TextEncoder:
+    """phi(s): a SigLIP text tower; L2-normalised [B, D]."""
+
+    def __init__(self, spec: dict, tokenizer=None, seed: int = 0, device: str | torch.device = "cpu"):
+        from transformers import AutoTokenizer, SiglipTextConfig, SiglipTextModel
+
+        if spec.get("path"):
+            self.model = SiglipTextModel.from_pretrained(spec["path"])
+            self.tokenizer = AutoTokenizer.from_pretrained(spec.get("tokenizer") or spec["path"])
+            self.encoder_id = f"SiglipTextModel:{spec['path']}"
+        else:
+            if tokenizer is None:
+                raise ValueError("understanding.retriever.text: path is null, so a tokenizer is needed "
+                                 "(expected model.tokenizer to be loadable)")
+            self.tokenizer = tokenizer
+            gen_state = torch.random.get_rng_state()
+            torch.manual_seed(seed)
+            special = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+                       "eos_token_id": tokenizer.eos_token_id}
+            self.model = SiglipTextModel(SiglipTextConfig(vocab_size=len(tokenizer), **{**special, **spec["config"]}))
+            torch.random.set_rng_state(gen_state)
+            self.encoder_id = f"SiglipTextModel:random:{module_digest(self.model)[:16]}"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model.to(device).eval()
+        self.max_length = self.model.config.max_position_embeddings
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.projection_size or self.model.config.hidden_size
+
+    @torch.no_grad()
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        # SigLIP's processors pad to max_length: the text tower pools the last position.
+        enc = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        dev = next(self.model.parameters()).device
+        out = self.model(input_ids=enc.input_ids.to(dev)).pooler_output
+        return F.normalize(out.float(), dim=-1).cpu()
+
+
+@dataclass
+class FramePool:
+    video: str
+    key: str
+    indices: list[int]          # video frame index of each pool position, increasing
+    fps: float
+    num_frames_total: int
+    embeds: torch.Tensor        # [N, D] L2-normalised pooled ViT embeddings
+    patches: torch.Tensor       # [N, P, Dv] ViT patch tokens (the Actor's input, before the vision projector)
+    cache_hit: bool
+    encoder_passes: int         # ViT forward calls made to build this pool (0 on a cache hit)
+    frames_encoded: int         # frames through the ViT for this pool (0 on a cache hit)
+
+    def timestamps(self, positions: list[int]) -> list[float]:
+        return [round(self.indices[p] / self.fps, 4) if self.fps > 0 else 0.0 for p in positions]
+
+
+def pool_cache_dir(cache_dir: str | None) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir else cache_root() / "frame_pool"
+
+
+def pool_key(video_sha: str, encoder_id: str, n: int) -> str:
+    blob = json.dumps({"video": video_sha, "encoder": encoder_id, "n": n, "rule": SAMPLING_RULE}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def load_pool(video: str | os.PathLike, encoder: VisionEncoder, n: int, cache_dir: str | None = None) -> FramePool:
+    """The video's pool from the cache, or sampled + encoded + stored (atomically) when absent."""
+    video = Path(video)
+    info = video_info(video)  # raises VideoError naming the file when it is missing or unreadable
+    key = pool_key(_file_sha256(video), encoder.encoder_id, n)
+    target = pool_cache_dir(cache_dir) / key
+    if (target / "pool.safetensors").is_file():
+        t = load_file(str(target / "pool.safetensors"))
+        meta = json.loads((target / "meta.json").read_text())
+        return FramePool(str(video), key, meta["indices"], meta["fps"], meta["num_frames_total"], t["embeds"],
+                         t["patches"], True, 0, 0)
+    passes0, frames0 = encoder.passes, encoder.frames_encoded
+    clip = read_video(video, uniform_indices(info["num_frames"], n))
+    embeds, patches = encoder.encode(clip.frames)
+    meta = {"indices": clip.indices, "fps": clip.fps, "num_frames_total": clip.num_frames_total, "n": n,
+            "encoder": encoder.encoder_id, "rule": SAMPLING_RULE, "video": str(video)}
+    with atomic_dir(target) as tmp:
+        save_file({"embeds": embeds.contiguous(), "patches": patches.contiguous()}, str(tmp / "pool.safetensors"))
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    return FramePool(str(video), key, clip.indices, clip.fps, clip.num_frames_total, embeds, patches, False,
+                     encoder.passes - passes0, encoder.frames_encoded - frames0)
