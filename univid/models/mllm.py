@@ -13,6 +13,7 @@ from torch import nn
 
 SIGLIP_MEAN = 0.5  # SigLIP / SigLIP2 image processors normalise with mean 0.5, std 0.5
 SIGLIP_STD = 0.5
+ENCODERS = ("vit+vae", "vit", "vae")  # paper Table 5
 
 
 def vit_pixels(frames: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -67,11 +68,17 @@ class UniVidMLLM(nn.Module):
         return out.last_hidden_state, mask, is_image
 
     def encode_for_generation(self, input_ids, attention_mask, encoders: str, image=None, image_latents=None):
-        """Z_u for the generator; the reference image (if any) enters through the configured encoders."""
+        """Z_u for the generator; the reference image (if any) enters through the configured encoders.
+
+        image: [B, H, W, 3] frames for the ViT; image_latents: [B, C, T, h, w] VAE latents. Visual tokens come first
+        and are marked image-derived (for TMA's alpha_img)."""
+        if encoders not in ENCODERS:
+            raise ValueError(f"model.encoders {encoders!r}: expected one of {', '.join(ENCODERS)}")
+        used = encoders.split("+")
         visual = []
-        if image is not None and "vit" in encoders.split("+"):
+        if image is not None and "vit" in used:
             visual.append(self.vit_tokens(image))
-        if image_latents is not None and "vae" in encoders.split("+"):
+        if image_latents is not None and "vae" in used:
             visual.append(self.vae_tokens(image_latents))
         vis = torch.cat(visual, dim=1) if visual else None
         return self.forward_embeds(vis, input_ids, attention_mask)

@@ -2,10 +2,17 @@
 
 alpha multiplies the pre-softmax cross-attention scores of text-derived keys (alpha_txt) and image-derived keys
 (alpha_img). Scaling the logit q.k_j by alpha_j equals scaling key j by alpha_j, so the processor folds alpha into K
-after norm_k: one SDPA call, no materialised score matrix, the same cost as diffusers' WanAttnProcessor.
+after norm_k (one [B, M, 1] gain per step and mask, cached), or, when every key has the same alpha (text-only context,
+or alpha_txt == alpha_img), into SDPA's `scale` argument: one SDPA call, no materialised score matrix, the same cost as
+diffusers' WanAttnProcessor (and with alpha = 1 the very same call).
 
 Progress u is shared state advanced once per denoising step by the sampler (never per forward call), so the
 conditional and unconditional CFG branches see the same alpha.
+
+Token provenance (which context tokens are image-derived) is a property of each CFG branch's context: with a reference
+image the conditional and negative contexts can split differently after the connector's length adaptation. The sampler
+registers both contexts with their masks (`TMAState.branch_contexts`); a forward pre-hook on the DiT picks the mask of
+the context it is called with. Callers that drive the DiT directly (training) set `token_is_image` themselves.
 """
 
 from __future__ import annotations
@@ -78,6 +85,9 @@ class TMAState:
     token_is_image: torch.Tensor | None = None  # [B, M] bool, or None for text-only context
     probe: list = field(default_factory=list)  # (u, alpha_txt, alpha_img) per processor call, when recording
     record: bool = False
+    # (context tensor, token_is_image or None) per CFG branch, set by the sampler for one sampling run; empty otherwise
+    branch_contexts: list = field(default_factory=list)
+    _gains: list = field(default_factory=list, repr=False)  # (mask, alphas, dtype, device, gain) for this step
 
     @classmethod
     def from_config(cls, tma_cfg: dict) -> "TMAState":
@@ -88,6 +98,28 @@ class TMAState:
 
     def set_step(self, step_index: int, num_steps: int, sigma: float) -> None:
         self.u = progress(step_index, num_steps, sigma, self.progress_definition)
+        self._gains.clear()
+
+    def key_gain(self, mask: torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """[B, M, 1] per-key alpha for a provenance mask, built once per step, mask, dtype and device."""
+        alphas = self.alphas()
+        for m, a, dt, dev, gain in self._gains:
+            if m is mask and a == alphas and dt == dtype and dev == device:
+                return gain
+        gain = torch.where(mask.to(device), alphas[1], alphas[0]).to(dtype).unsqueeze(-1)
+        self._gains.append((mask, alphas, dtype, device, gain))
+        return gain
+
+    def select_branch(self, context: torch.Tensor) -> None:
+        """Point `token_is_image` at the mask registered for this exact context tensor (no-op when none registered)."""
+        if not self.branch_contexts:
+            return
+        for registered, mask in self.branch_contexts:
+            if context is registered:
+                self.token_is_image = mask
+                return
+        raise RuntimeError("TMA: the DiT was called with a context the sampler did not register (expected one of the "
+                           "conditional / negative contexts of the current sampling run)")
 
     def alphas(self) -> tuple[float, float]:
         return (alpha_txt(self.u, self.schedule, self.lambda_txt, self.txt_end),
@@ -114,27 +146,46 @@ class TMAWanAttnProcessor:
         a_txt, a_img = self.state.alphas()
         if self.state.record:
             self.state.probe.append((self.state.u, a_txt, a_img))
+        scale = None  # SDPA's default 1/sqrt(head_dim): the stock processor exactly
         if a_txt != 1.0 or a_img != 1.0:
             mask = self.state.token_is_image
-            if mask is None:
-                key = key * a_txt
+            if mask is None or a_txt == a_img:
+                # One gain for every key: a temperature, folded into SDPA's scale (no extra op at all).
+                scale = a_txt / math.sqrt(key.shape[-1] // attn.heads)
             else:
-                gain = torch.where(mask.to(key.device), a_img, a_txt).to(key.dtype)  # [B, M]
-                key = key * gain.unsqueeze(-1)
+                key = key * self.state.key_gain(mask, key.dtype, key.device)  # per-key alpha, [B, M, 1]
 
         query = query.unflatten(2, (attn.heads, -1))
         key = key.unflatten(2, (attn.heads, -1))
         value = value.unflatten(2, (attn.heads, -1))
         hidden_states = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
-                                              is_causal=False, backend=self._attention_backend, parallel_config=None)
+                                              is_causal=False, scale=scale, backend=self._attention_backend,
+                                              parallel_config=None)
         hidden_states = hidden_states.flatten(2, 3).type_as(query)
         hidden_states = attn.to_out[0](hidden_states)
         return attn.to_out[1](hidden_states)
 
 
+def _context_arg(args: tuple, kwargs: dict):
+    # WanTransformer3DModel.forward(hidden_states, timestep, encoder_hidden_states, ...)
+    return kwargs["encoder_hidden_states"] if "encoder_hidden_states" in kwargs else args[2]
+
+
 def install_tma(transformer, state: TMAState) -> None:
-    """Put the TMA processor on every cross-attention (attn2) of a WanTransformer3DModel; self-attention keeps its own."""
+    """Put the TMA processor on every cross-attention (attn2) of a WanTransformer3DModel; self-attention keeps its own.
+
+    Also hooks the transformer's forward (first, before any hook that rewrites the context) to select the calling
+    branch's token provenance. Installing again replaces the previous installation."""
     processors = {}
     for name, proc in transformer.attn_processors.items():
         processors[name] = TMAWanAttnProcessor(state) if ".attn2." in name else proc
     transformer.set_attn_processor(processors)
+
+    old = getattr(transformer, "_univid_tma_hook", None)
+    if old is not None:
+        old.remove()
+
+    def select_branch(module, args, kwargs):
+        state.select_branch(_context_arg(args, kwargs))
+
+    transformer._univid_tma_hook = transformer.register_forward_pre_hook(select_branch, prepend=True, with_kwargs=True)
