@@ -30,3 +30,22 @@ bench: setup
 
 clean-results:
 	rm -rf results .snakemake mlflow.db reports/*.tex
+
+# Paper-scale VBench(-Long) through the official code, in its own venv with vbench's own pins (transformers 4.33,
+# numpy<2, timm<=1.0.12 conflict with .venv). Needs the pip registry and torch for the machine's CUDA; weights are
+# fetched separately (`univid weights fetch`, or pre-staged and checked with `univid weights verify`).
+# vbench2_beta_long also imports scenedetect, moviepy<2 and dreamsim, which vbench 0.1.5 does not declare.
+VBENCH_VENV ?= .venv-vbench
+.PHONY: vbench-env eval-bench
+vbench-env: $(VBENCH_VENV)/.installed
+
+$(VBENCH_VENV)/.installed:
+	@command -v $(PYTHON) >/dev/null || { echo "vbench-env: $(PYTHON) not found (expected Python 3.11; set PYTHON=...)"; exit 1; }
+	test -x $(VBENCH_VENV)/bin/python || $(PYTHON) -m venv $(VBENCH_VENV)
+	$(VBENCH_VENV)/bin/python -m pip install -q "setuptools<81" wheel
+	$(VBENCH_VENV)/bin/python -m pip install -q vbench==0.1.5 "scenedetect[opencv]" "moviepy<2" dreamsim
+	$(VBENCH_VENV)/bin/python -c "import vbench, vbench2_beta_long"
+	touch $@
+
+eval-bench: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/perf/eval_smoke

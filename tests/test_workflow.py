@@ -81,3 +81,12 @@ def test_removing_one_stage1_output_reruns_only_that_variant(work):
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout + proc.stderr)
     assert counts == {"stage1": 1, "stage3": 1, "generate": 1, "evaluate": 1, "collect": 1, "track": 1, "report": 1}
+
+
+def test_scores_match_the_committed_baseline(work):
+    """The regression check CI runs: smoke scores within tolerance of benchmarks/baselines/smoke.json."""
+    proc = subprocess.run([sys.executable, "-m", "univid.cli", "regress", "--baseline",
+                           str(ROOT / "benchmarks" / "baselines" / "smoke.json"), "--results",
+                           str(work / "results" / "smoke" / "tables" / "table4" / "results.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-COMMAND_MODULES: list[str] = []  # e.g. "understanding" -> univid/commands/understanding.py
+COMMAND_MODULES: list[str] = ["generation", "understanding", "evaluation", "reproduce"]  # e.g. "understanding" -> univid/commands/understanding.py
 
 
 def _full_config(args) -> dict:
@@ -94,27 +94,53 @@ def cmd_curate(args) -> None:
 
 def cmd_train(args) -> None:
     from univid.train.stages import train_stage
+    from univid.workflow import JOB_OUTPUTS
 
     name = f"stage{args.stage}"
+    by_hand = not args.job_config
+    if args.max_steps is not None and by_hand:
+        # A shortened run is another job: its key, and so its default output directory, say so.
+        args.set = list(args.set or []) + [f"train.{name}.steps={args.max_steps}"]
+    if args.max_steps is not None and not by_hand and not args.out:
+        raise SystemExit("univid train: --max-steps with --job-config needs --out (the job directory is keyed by "
+                         "its config, which fixes the number of steps)")
     job, cfg = _job(args, name)
     out = Path(args.out or job["dir"])
-    curate_dir = _upstream(job, "curate", args.curate)
-    if not (curate_dir / "gen_train.jsonl").exists() and not args.curate and not args.job_config:
-        cmd = argparse.Namespace(job_config=None, config=args.config, set=args.set, ablation=args.ablation,
-                                 variant=args.variant, out=str(curate_dir))
-        cmd_curate(cmd)
+
+    def complete(path: Path, job_name: str) -> bool:
+        return all((path / f).exists() for f in JOB_OUTPUTS[job_name])
+
+    if args.curate:
+        curate_dir = Path(args.curate)
+    elif by_hand:
+        # By hand with nothing curated yet: curate first, into the config's curate job directory.
+        curate_dir = Path(job["upstream_dirs"]["curate"])
+        if not complete(curate_dir, "curate"):
+            print(f"univid train: no curated data at {curate_dir}; curating it first", file=sys.stderr)
+            cmd_curate(argparse.Namespace(job_config=None, config=args.config, set=args.set, ablation=args.ablation,
+                                          variant=args.variant, out=str(curate_dir)))
+    else:
+        curate_dir = _upstream(job, "curate", None)
     init = []
     if args.stage == 3:
-        init = [Path(args.init1 or _upstream(job, "stage1", None)) / "final" / "weights.safetensors",
-                Path(args.init2 or _upstream(job, "stage2", None)) / "final" / "weights.safetensors"]
-    log = train_stage(args.stage, cfg, curate_dir, out, init=init, max_steps=args.max_steps,
-                      progress=not args.quiet)
+        for up, given in (("stage1", args.init1), ("stage2", args.init2)):
+            path = Path(given) if given else Path(job["upstream_dirs"][up])
+            if not given and by_hand and not complete(path, up):
+                print(f"univid train: no {up} output at {path}; training it first", file=sys.stderr)
+                cmd_train(argparse.Namespace(**{**vars(args), "stage": int(up[-1]), "out": None, "max_steps": None,
+                                                "curate": str(curate_dir), "init1": None, "init2": None}))
+            elif not given:
+                path = _upstream(job, up, None)
+            init.append(path / "final" / "weights.safetensors")
+    log = train_stage(args.stage, cfg, curate_dir, out, init=init, save_every=args.save_every,
+                      progress=not args.quiet, tracking_uri=args.tracking_uri)
     _write_job_config(out, job)
     for kind in ("gen", "und"):
         losses = [s["loss"] for s in log["steps"] if s["kind"] == kind]
         if losses:
             print(f"stage {args.stage} {kind}: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-    print(f"stage {args.stage}: {log['num_trainable_params']} trainable params, {log['wall_s']:.1f}s -> {out}")
+    resumed = f", resumed at step {log['resumed_from']}" if log["resumed_from"] is not None else ""
+    print(f"stage {args.stage}: {log['num_trainable_params']} trainable params, {log['wall_s']:.1f}s{resumed} -> {out}")
 
 
 def cmd_generate_suite(args) -> None:
@@ -148,42 +174,49 @@ def cmd_generate_suite(args) -> None:
     print(f"generated {len(manifest)} videos -> {out / 'videos'}")
 
 
-def cmd_generate(args) -> None:
-    from univid.data.video import write_video
-    from univid.models.builder import build, load_weights
-    from univid.models.generator import generate, make_pipeline
-
-    cfg = _full_config(args)
-    comp = build(cfg)
-    if args.weights:
-        load_weights(comp.model, args.weights)
-    frames = generate(comp, make_pipeline(comp), args.prompt, cfg["sampling"]["negative_prompt"], cfg["sampling"],
-                      args.seed, progress=True)
-    write_video(args.out, frames, cfg["sampling"]["fps"])
-    print(f"{args.out}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} ({cfg['scale']} scale)")
-
-
 def cmd_evaluate(args) -> None:
+    from univid.eval.cache import EvalCache
+    from univid.eval.results import eval_metadata
+    from univid.eval.scorers import default_context
     from univid.eval.vbench_eval import score_video_dir
+    from univid.io import read_json
 
     job, cfg = _job(args, "evaluate")
     out = Path(args.out or job["dir"])
     curate_dir = _upstream(job, "curate", args.curate)
     gen_dir = _upstream(job, "generate", args.videos)
-    dims = cfg["eval"]["vbench"]["dimensions"]
+    ev = cfg["eval"]
+    vb, s = ev["vbench"], cfg["sampling"]
+    dims = vb["dimensions"]
+    manifest = gen_dir / "manifest.json"
+    gen_seeds = ({Path(v["video"]).name: v["seed"] for v in read_json(manifest)["videos"]}
+                 if manifest.is_file() else {})
+    checks = ({"num_frames": s.get("num_frames"), "fps": s.get("fps"), "min_duration_s": vb.get("min_duration_s")}
+              if vb.get("check_videos", True) else None)
+    ctx = default_context(cfg["seed"])
+    cache = None if args.no_cache else EvalCache(ev.get("cache_dir"))
+    extra = eval_metadata(job, cfg, seeds={"scorer_standins": ctx.seed, "generation": gen_seeds})
     result = score_video_dir(gen_dir / "videos", curate_dir / "prompts.json", out / "scores.json",
                              dims=None if dims == "all" else dims,
-                             samples_per_prompt=cfg["sampling"]["samples_per_prompt"])
+                             samples_per_prompt=s["samples_per_prompt"], ctx=ctx, long=vb.get("long"),
+                             cache=cache, checks=checks, extra=extra)
     _write_job_config(out, job)
-    agg = result["aggregate"]
-    print(f"VBench ({cfg['scale']}): total {agg['total']:.2f} quality {agg['quality']:.2f} semantic {agg['semantic']:.2f}")
+    agg, c = result["aggregate"], result["counts"]
+    name = f"VBench{'-Long' if result['protocol'] == 'vbench-long' else ''} ({cfg['scale']})"
+    scores = (f"total {agg['total']:.2f} quality {agg['quality']:.2f} semantic {agg['semantic']:.2f}" if agg else
+              f"{len(result['dimensions'])} dimension(s), no total (it needs all 16)")
+    print(f"{name}: {scores} [{c['scored']} scored, {c['cached']} from cache, "
+          f"{c['videos_decoded']}/{c['videos']} videos decoded]")
 
 
 def cmd_vbench_aggregate(args) -> None:
     from univid.eval.vbench_aggregate import aggregate
     from univid.io import read_json
 
-    result = aggregate(read_json(args.scores))
+    raw = read_json(args.scores)
+    if isinstance(raw, dict) and isinstance(raw.get("dimensions"), dict) and "aggregate" in raw:
+        raw = raw["dimensions"]  # a scores.json written by `univid evaluate`
+    result = aggregate(raw)
     print(json.dumps({k: result[k] for k in ("total", "quality", "semantic")}, indent=2))
 
 
@@ -243,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--curate", help="curated data directory (default: the config's curate job directory)")
     sp.add_argument("--init1", help="stage I output directory (stage 3)")
     sp.add_argument("--init2", help="stage II output directory (stage 3)")
-    sp.add_argument("--max-steps", type=int)
+    sp.add_argument("--max-steps", type=int, help="train N steps (by hand: sets train.stageN.steps, so the job key)")
+    sp.add_argument("--save-every", type=int, help="checkpoint every K steps (default: train.stageN.save_every)")
+    sp.add_argument("--tracking-uri", help="log per-step metrics to this MLflow store (default: mlflow.tracking_uri; "
+                    "off when null)")
     sp.set_defaults(fn=cmd_train)
 
     sp = sub.add_parser("generate-suite", help="generate the benchmark prompt suite's videos")
@@ -253,19 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--weights", help="trained weights (default: the config's stage III output)")
     sp.set_defaults(fn=cmd_generate_suite)
 
-    sp = sub.add_parser("generate", help="generate one video from a prompt")
-    cfg_args(sp, job=False)
-    sp.add_argument("--prompt", required=True)
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--weights")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.set_defaults(fn=cmd_generate)
-
     sp = sub.add_parser("evaluate", help="score generated videos on the VBench dimensions")
     cfg_args(sp)
     sp.add_argument("--out")
     sp.add_argument("--curate")
     sp.add_argument("--videos", help="generate job directory (holding videos/)")
+    sp.add_argument("--no-cache", action="store_true", help="score every video afresh (the cache is not read/written)")
     sp.set_defaults(fn=cmd_evaluate)
 
     sp = sub.add_parser("vbench-aggregate", help="official VBench Total/Quality/Semantic from 16 raw dimension scores")

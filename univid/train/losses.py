@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
 from univid.models.builder import Components
-from univid.models.conditioning import encode_condition, tokenize
+from univid.models.conditioning import encode_condition
+from univid.train.conversation import Piece, assemble
 
 
 def normalise_latents(vae, latents: torch.Tensor) -> torch.Tensor:
@@ -31,14 +34,35 @@ def train_sigmas(comp: Components, num_steps: int = 1000) -> list[float]:
     return sched.sigmas[:-1].tolist()
 
 
+@contextlib.contextmanager
+def vae_branch_gain(comp: Components, gain: float):
+    """Scale the adapter's VAE-feature tokens (mllm.vae_proj's output) by `gain` (Stage III b's mixing ratio)."""
+    if gain == 1.0:
+        yield
+        return
+    handle = comp.model.mllm.vae_proj.register_forward_hook(lambda module, args, out: out * gain)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def flow_matching_loss(comp: Components, latents: torch.Tensor, captions: list[str], step_index: int,
-                       sigmas: list[float], generator: torch.Generator, cfg_dropout: float) -> torch.Tensor:
-    """MSE between the DiT's velocity and (noise - x0) at sigma_i, TMA progress set to step i (one per batch)."""
+                       sigmas: list[float], generator: torch.Generator, cfg_dropout: float,
+                       ref_frames: torch.Tensor | None = None, vae_gain: float = 1.0) -> torch.Tensor:
+    """MSE between the DiT's velocity and (noise - x0) at sigma_i, with TMA progress set to step i (one per batch).
+
+    CFG dropout replaces a caption by the null condition (the bare end-of-text token), as the sampler's negative
+    branch is built. With `ref_frames` ([B, H, W, 3] uint8: each clip's first frame) the condition also carries the
+    reference image through the configured encoders: ViT tokens from the frame, VAE tokens from the clip's first latent
+    frame (the causal Wan VAE encodes frame 0 alone), the latter scaled by `vae_gain` (0 leaves them out).
+    """
     b = latents.shape[0]
     drop = torch.rand(b, generator=generator) < cfg_dropout
-    # Condition dropout for classifier-free guidance: the null condition is the bare end-of-text token.
     texts = [comp.tokenizer.eos_token if d else c for c, d in zip(captions, drop.tolist())]
-    context, is_image = encode_condition(comp, texts)
+    image_latents = latents[:, :, :1] if ref_frames is not None and vae_gain > 0 else None
+    with vae_branch_gain(comp, vae_gain):
+        context, is_image = encode_condition(comp, texts, image=ref_frames, image_latents=image_latents)
     comp.tma.token_is_image = is_image if bool(is_image.any()) else None
     sigma = sigmas[step_index]
     comp.tma.set_step(step_index, len(sigmas), sigma)
@@ -50,15 +74,34 @@ def flow_matching_loss(comp: Components, latents: torch.Tensor, captions: list[s
     return F.mse_loss(pred.float(), (noise - latents).float())
 
 
-def sft_loss(comp: Components, frames: torch.Tensor, question: str, answer: str) -> torch.Tensor:
-    """Cross-entropy on the answer tokens only; visual and question tokens are masked with -100."""
+def sft_batch(comp: Components, frames: torch.Tensor, pieces: list[list[Piece]]):
+    """(inputs_embeds [B, L, d], attention_mask [B, L], labels [B, L]) for a batch of conversations.
+
+    frames [B, K, H, W, 3] uint8: K uniformly sampled frames per video, each encoded by the ViT and projected into the
+    LLM space; the K*P visual tokens take the place of the conversation's <video> placeholder. Right-padded."""
     mllm = comp.model.mllm
-    visual = mllm.vit_tokens(frames.to(comp.device)).flatten(0, 1).unsqueeze(0)  # [1, K*P, d]
-    prompt_ids, _ = tokenize(comp, [f"Question: {question}\nAnswer:"])
-    answer_ids = comp.tokenizer(" " + answer + comp.tokenizer.eos_token, return_tensors="pt",
-                                add_special_tokens=False).input_ids.to(comp.device)
-    ids = torch.cat([prompt_ids, answer_ids], dim=1)
-    embeds = torch.cat([visual.to(comp.dtype), mllm.embed_text(ids)], dim=1)
-    labels = torch.full(embeds.shape[:2], -100, dtype=torch.long, device=comp.device)
-    labels[0, -answer_ids.shape[1]:] = answer_ids[0]
-    return mllm.llm(inputs_embeds=embeds, labels=labels).loss
+    b, k = frames.shape[:2]
+    visual = mllm.vit_tokens(frames.flatten(0, 1).to(comp.device)).unflatten(0, (b, k)).flatten(1, 2)  # [B, K*P, d]
+    embed = mllm.embed_text
+    samples = [assemble(p, visual[i], embed) for i, p in enumerate(pieces)]
+    length = max(e.shape[0] for e, _ in samples)
+    d = visual.shape[-1]
+    embeds = visual.new_zeros(b, length, d)
+    mask = torch.zeros(b, length, dtype=torch.long, device=visual.device)
+    labels = torch.full((b, length), -100, dtype=torch.long, device=visual.device)
+    for i, (e, lab) in enumerate(samples):
+        n = e.shape[0]
+        embeds[i, :n], mask[i, :n], labels[i, :n] = e, 1, lab
+    return embeds, mask, labels
+
+
+def sft_loss(comp: Components, frames: torch.Tensor, pieces: list[list[Piece]]) -> torch.Tensor:
+    """Mean next-token cross-entropy over the assistant tokens of the batch; visual and user tokens carry no loss."""
+    embeds, mask, labels = sft_batch(comp, frames, pieces)
+    llm = comp.model.mllm.llm
+    hidden = llm.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+    # The LM head only where a label is predicted: the same loss as over full logits, without [B, L, vocab].
+    target = labels[:, 1:]
+    keep = target != -100
+    logits = llm.get_output_embeddings()(hidden[:, :-1][keep])
+    return F.cross_entropy(logits.float(), target[keep])

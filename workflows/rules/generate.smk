@@ -3,4 +3,5 @@ rule generate:
     output: job_outputs("generate")
     params: cfg=job_json("generate")
     log: f"{R}/logs/generate/{{key}}.log"
-    shell: "univid generate-suite --quiet --job-config {params.cfg:q} > {log} 2>&1"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} univid generate-suite --quiet --job-config {params.cfg:q} > {log} 2>&1"

@@ -3,7 +3,8 @@ rule stage1:
     output: job_outputs("stage1")
     params: cfg=job_json("stage1")
     log: f"{R}/logs/stage1/{{key}}.log"
-    shell: "univid train --stage 1 --quiet --job-config {params.cfg:q} > {log} 2>&1"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} univid train --stage 1 --quiet --job-config {params.cfg:q} > {log} 2>&1"
 
 # Stage II reads no TMA setting, so every TMA variant maps to the same key and shares this job.
 rule stage2:
@@ -11,11 +12,13 @@ rule stage2:
     output: job_outputs("stage2")
     params: cfg=job_json("stage2")
     log: f"{R}/logs/stage2/{{key}}.log"
-    shell: "univid train --stage 2 --quiet --job-config {params.cfg:q} > {log} 2>&1"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} univid train --stage 2 --quiet --job-config {params.cfg:q} > {log} 2>&1"
 
 rule stage3:
     input: job_inputs("stage3")
     output: job_outputs("stage3")
     params: cfg=job_json("stage3")
     log: f"{R}/logs/stage3/{{key}}.log"
-    shell: "univid train --stage 3 --quiet --job-config {params.cfg:q} > {log} 2>&1"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} univid train --stage 3 --quiet --job-config {params.cfg:q} > {log} 2>&1"
