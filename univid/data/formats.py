@@ -70,17 +70,22 @@ def write_activitynet_qa(directory: str | os.PathLike, split: str, items: list[d
     write_json(directory / f"{split}_a.json", answers)
 
 
+def load_json_list(path: Path, keys: tuple[str, ...], what: str = "a list of objects") -> list[dict]:
+    """A JSON file holding a list of objects that all carry `keys` (the shape of every QA release file)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{path}: invalid JSON at line {e.lineno} (expected {what})") from None
+    if not isinstance(data, list) or any(not isinstance(d, dict) or any(k not in d for k in keys) for d in data):
+        raise FormatError(f"{path}: entries lack keys (expected a list of objects with {list(keys)})")
+    return data
+
+
 def _load_list(path: Path, keys: tuple[str, ...]) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ActivityNet-QA file not found (expected {path.name} in the official "
                                 f"layout: {{train,val,test}}_{{q,a}}.json)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise FormatError(f"{path}: invalid JSON at line {e.lineno} (expected a list of objects)") from None
-    if not isinstance(data, list) or any(not isinstance(d, dict) or any(k not in d for k in keys) for d in data):
-        raise FormatError(f"{path}: entries lack keys (expected a list of objects with {list(keys)})")
-    return data
+    return load_json_list(path, keys)
 
 
 def read_activitynet_qa(directory: str | os.PathLike, split: str) -> list[dict]:

@@ -17,9 +17,10 @@ clustering unit for statistics (one video, several questions). A missing file is
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
+
+from univid.data.formats import load_json_list
 
 DATASETS = ("msvd_qa", "msrvtt_qa", "tgif_frameqa", "activitynet_qa")
 
@@ -31,13 +32,7 @@ def _need(path: Path, dataset: str, what: str) -> Path:
 
 
 def _json_list(path: Path, dataset: str, keys: tuple[str, ...]) -> list[dict]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON at line {e.lineno} (expected the {dataset} list of questions)") from None
-    if not isinstance(data, list) or any(not isinstance(d, dict) or any(k not in d for k in keys) for d in data):
-        raise ValueError(f"{path}: entries lack keys (expected a list of objects with {list(keys)})")
-    return data
+    return load_json_list(path, keys, what=f"the {dataset} list of questions")
 
 
 def load_msvd_qa(root: str | os.PathLike, split: str = "test") -> list[dict]:

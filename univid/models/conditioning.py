@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from univid.models.builder import Components
 
 
