@@ -15,23 +15,6 @@ validate(config, "workflows/schemas/config.schema.yaml")
 BASE = PLAN["config"]
 R = f"{BASE['results_dir']}/{BASE['scale']}"
 
-# A deleted intermediate (say one variant's stage-I weights) must be rebuilt with exactly the jobs downstream of it.
-# Snakemake skips a missing intermediate when its consumers look up to date (snakemake#1978), so such "lineage
-# holes" are added to --forcerun just before the DAG is built (DAG settings do not exist yet while this file is read).
-import dataclasses as _dc
-from univid.workflow import lineage_holes as _lineage_holes
-
-_HOLES = frozenset(_lineage_holes(PLAN["jobs"])) if not workflow.remote_exec else frozenset()
-if _HOLES:
-    _execute = workflow.execute
-
-    def _execute_with_holes_forced(*args, **kwargs):
-        ds = workflow.dag_settings
-        workflow.dag_settings = _dc.replace(ds, forcerun=frozenset(ds.forcerun) | _HOLES)
-        return _execute(*args, **kwargs)
-
-    workflow.execute = _execute_with_holes_forced
-
 include: "workflows/rules/common.smk"
 include: "workflows/rules/curate.smk"
 include: "workflows/rules/train.smk"

@@ -31,3 +31,30 @@ def job_inputs(name):
 
 def variant_dirs(table, job_name):
     return {v["name"]: v["jobs"][job_name]["dir"] for v in PLAN["tables"][table]["variants"]}
+
+
+def lineage(table):
+    """Every output of every job behind a table: the table depends on its whole lineage, not only on the scores."""
+    files = []
+    for v in PLAN["tables"][table]["variants"]:
+        for name, j in v["jobs"].items():
+            files += [f"{j['dir']}/{f}" for f in JOB_OUTPUTS[name]]
+    return sorted(set(files))
+
+
+# A deleted intermediate (say one variant's stage-I weights) must be rebuilt with exactly the jobs downstream of it.
+# Snakemake skips a missing intermediate when its consumers look up to date (snakemake#1978), so such "lineage
+# holes" are added to --forcerun just before the DAG is built (DAG settings do not exist yet while this file is read).
+import dataclasses as _dc
+from univid.workflow import lineage_holes as _lineage_holes
+
+_HOLES = frozenset(_lineage_holes(PLAN["jobs"])) if not workflow.remote_exec else frozenset()
+if _HOLES:
+    _execute = workflow.execute
+
+    def _execute_with_holes_forced(*args, **kwargs):
+        ds = workflow.dag_settings
+        workflow.dag_settings = _dc.replace(ds, forcerun=frozenset(ds.forcerun) | _HOLES)
+        return _execute(*args, **kwargs)
+
+    workflow.execute = _execute_with_holes_forced

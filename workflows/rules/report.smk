@@ -4,17 +4,6 @@ localrules: collect, track, report
 MLFLOW = BASE["mlflow"]
 
 
-def lineage(table):
-    """Every output of every job behind a table. Listing them (not only the scores) makes a deleted intermediate
-    (say one variant's stage-I weights) a missing input here, so Snakemake rebuilds it and, through the newer file,
-    exactly that variant's downstream jobs; otherwise an up-to-date table would hide the hole."""
-    files = []
-    for v in PLAN["tables"][table]["variants"]:
-        for name, j in v["jobs"].items():
-            files += [f"{j['dir']}/{f}" for f in JOB_OUTPUTS[name]]
-    return sorted(set(files))
-
-
 rule collect:
     input: lambda w: lineage(w.table)
     output: f"{R}/tables/{{table}}/results.json", f"{R}/tables/{{table}}/results.csv"
