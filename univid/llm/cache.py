@@ -57,6 +57,18 @@ class ResponseCache:
             con.close()
 
 
+def cached_response(cache: ResponseCache | None, key: str, backend_id: str, model: str, compute) -> tuple[str, bool]:
+    """(response, came_from_cache): the stored response for `key`, else compute() stored under it."""
+    if cache is not None:
+        stored = cache.get(key)
+        if stored is not None:
+            return stored, True
+    response = compute()
+    if cache is not None:
+        cache.put(key, backend_id, model, response)
+    return response, False
+
+
 class CachedLLM:
     """The LLM interface in front of a backend: a cache hit returns the stored response without calling it.
 
@@ -73,13 +85,10 @@ class CachedLLM:
 
     def generate(self, prompt: str, system: str | None = None, **decoding) -> str:
         key = request_key(self.backend_id, self.model_id, prompt, system, decoding)
-        if self.cache is not None:
-            cached = self.cache.get(key)
-            if cached is not None:
-                self.hits += 1
-                return cached
-        self.calls += 1
-        response = self.backend.generate(prompt, system=system, **decoding)
-        if self.cache is not None:
-            self.cache.put(key, self.backend_id, self.model_id, response)
+        response, hit = cached_response(self.cache, key, self.backend_id, self.model_id,
+                                        lambda: self.backend.generate(prompt, system=system, **decoding))
+        if hit:
+            self.hits += 1
+        else:
+            self.calls += 1
         return response

@@ -10,7 +10,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from univid.llm.cache import ResponseCache, request_key
+from univid.llm.cache import ResponseCache, cached_response, request_key
 from univid.reflection.frame_pool import FramePool, module_digest
 
 
@@ -57,14 +57,14 @@ class UniVidActor:
         where = f"pool={pool.key} frames={list(positions)}" if pool is not None and positions else "text-only"
         key = request_key(self.actor_id, "univid-actor", f"{where}\n{prompt}", None,
                           {"max_new_tokens": self.max_new_tokens, "temperature": 0.0})
-        if self.cache is not None:
-            cached = self.cache.get(key)
-            if cached is not None:
-                self.hits += 1
-                return cached
-        self.calls += 1
-        visual = self.visual_tokens(pool, positions) if pool is not None and positions else None
-        reply = self._generate(visual, prompt)
-        if self.cache is not None:
-            self.cache.put(key, self.actor_id, "univid-actor", reply)
+
+        def compute() -> str:
+            visual = self.visual_tokens(pool, positions) if pool is not None and positions else None
+            return self._generate(visual, prompt)
+
+        reply, hit = cached_response(self.cache, key, self.actor_id, "univid-actor", compute)
+        if hit:
+            self.hits += 1
+        else:
+            self.calls += 1
         return reply
