@@ -13,7 +13,7 @@ import torch
 from univid.cli import main
 from univid.config import job_configs, resolve
 from univid.data.video import read_video
-from univid.models.builder import build, save_weights, trainable_state_dict
+from univid.models.builder import save_weights, trainable_state_dict
 from univid.models.conditioning import encode_condition, tokenize
 from univid.models.connector import Connector
 from univid.models.generator import condition, generate, make_pipeline, sample
@@ -21,16 +21,6 @@ from univid.models.tma import SCHEDULES, TMAState, TMAWanAttnProcessor, alpha_im
 
 STEPS = 3
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return resolve({})
-
-
-@pytest.fixture(scope="module")
-def comp(cfg):
-    return build(cfg)
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,6 @@ from univid.models.generator import generate, make_pipeline
 from univid.models.tma import TMAState, TMAWanAttnProcessor, alpha_img, alpha_txt
 
 
-@pytest.fixture(scope="module")
-def cfg():
-    return resolve({})
-
-
-@pytest.fixture(scope="module")
-def comp(cfg):
-    return build(cfg)
-
-
 def test_builder_gives_the_real_classes_from_tiny_configs(comp):
     m = comp.model
     assert type(m.mllm.llm).__name__ == "Qwen2ForCausalLM"
