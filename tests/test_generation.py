@@ -300,3 +300,59 @@ def test_tma_progress_is_recorded_in_manifest_and_mlflow(tmp_path, cfg, comp, mo
     finally:
         mlflow.set_tracking_uri(previous)
     assert params["tma.progress"] == "one_minus_sigma" and params["tma.schedule"] == "cosine"
+
+
+# model.conditioning: t5 (paper Table 3 "w/o MLLM"): Wan's own UMT5 conditions the DiT; no MLLM, no connector.
+@pytest.fixture(scope="module")
+def t5_comp():
+    from univid.models.builder import build
+
+    return build(resolve({"model": {"conditioning": "t5"}}))
+
+
+def test_t5_conditioning_samples_t2v_and_ti2v(t5_comp, ref, sampling):
+    comp = t5_comp
+    pipe = make_pipeline(comp, ti2v=True)
+    cond = condition(comp, pipe, "a red square", sampling["negative_prompt"], sampling, ref)
+    contexts = []
+
+    def hook(module, args, kwargs):
+        contexts.append(kwargs["encoder_hidden_states"])
+
+    h = comp.model.dit.register_forward_pre_hook(hook, with_kwargs=True)
+    comp.tma.probe.clear()
+    comp.tma.record = True
+    try:
+        latents, seen = _dit_calls(comp, lambda: sample(comp, pipe, cond, sampling, seed=3, output_type="latent"))
+    finally:
+        comp.tma.record = False
+        h.remove()
+    assert comp.model.connector._hook is None  # the connector's time modulation is never attached
+    assert len(contexts) == 2 * STEPS
+    for i, ctx in enumerate(contexts):  # the UMT5 contexts reach the DiT untouched (pipeline order: cond, uncond)
+        assert torch.equal(ctx, cond.context if i % 2 == 0 else cond.negative)
+    for first, _, mask in seen:
+        assert torch.equal(first, cond.image_latent[:, :, 0]) and mask is None  # reference via the VAE path; all text
+    assert torch.equal(latents[:, :, 0], cond.image_latent[:, :, 0])
+    per_step = 2 * len(comp.model.dit.blocks)
+    for i in range(STEPS):  # TMA still scales the (all-text) cross-attention
+        u = i / STEPS
+        assert {a for _, a, _ in comp.tma.probe[i * per_step:(i + 1) * per_step]} == {alpha_txt(u, "cosine", 0.3)}
+    assert alpha_txt(0.0, "cosine", 0.3) > 1.0
+    video = generate(comp, make_pipeline(comp), "a red square", sampling["negative_prompt"], sampling, seed=3)
+    assert video.shape == (sampling["num_frames"], 64, 64, 3) and video.dtype == np.uint8
+
+
+def test_job_keys_follow_model_conditioning(tmp_path):
+    """Generation-side jobs re-key with model.conditioning and carry it to the rebuilt config; stage II does not."""
+    from univid.workflow import config_from_job
+
+    base = {"results_dir": str(tmp_path)}
+    mllm, t5 = job_configs(resolve(base)), job_configs(resolve({**base, "model": {"conditioning": "t5"}}))
+    for job in ("stage1", "stage3", "generate", "evaluate"):
+        assert mllm[job]["key"] != t5[job]["key"], job
+    for job in ("curate", "stage2"):
+        assert mllm[job]["key"] == t5[job]["key"], job
+    for job in ("stage1", "stage3", "generate"):
+        rebuilt = config_from_job(t5[job])["model"]
+        assert rebuilt["conditioning"] == "t5" and rebuilt["text_encoder"] == resolve(base)["model"]["text_encoder"]

@@ -153,3 +153,61 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     cfg = resolve({"model": {"dit": {"path": str(tmp_path / "nope")}}})
     with pytest.raises(FileNotFoundError, match="model.dit.path .*not found"):
         build(cfg)
+
+
+# model.conditioning: t5 (paper Table 3 "w/o MLLM"): the DiT conditioned by Wan's own UMT5 text encoder.
+@pytest.fixture(scope="module")
+def t5_comp():
+    return build(resolve({"model": {"conditioning": "t5"}}))
+
+
+def test_text_encoder_is_built_only_with_t5_conditioning(comp, t5_comp):
+    assert comp.conditioning == "mllm" and comp.model.text_encoder is None and comp.text_tokenizer is None
+    te = t5_comp.model.text_encoder
+    assert type(te).__name__ == "UMT5EncoderModel" and te.config.d_model == t5_comp.model.dit.config.text_dim
+    # smoke: no UMT5 tokenizer offline, so the SmolLM2 tokenizer is read and the vocab sized to it
+    assert te.config.vocab_size == len(t5_comp.text_tokenizer) == len(comp.tokenizer)
+    assert t5_comp.text_tokenizer.padding_side == "right" and not any(p.requires_grad for p in te.parameters())
+    # the text encoder is built last: every seeded part is the same under either conditioning
+    a, b = dict(comp.model.named_parameters()), dict(t5_comp.model.named_parameters())
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_t5_context_equals_the_stock_wan_pipeline(cfg, t5_comp):
+    """The sampler's contexts (prompt and negative) are exactly WanPipeline.encode_prompt's on the same modules."""
+    from diffusers import WanPipeline
+
+    from univid.models.generator import condition
+
+    c = t5_comp
+    stock = WanPipeline(tokenizer=c.text_tokenizer, text_encoder=c.model.text_encoder, vae=c.model.vae,
+                        scheduler=c.scheduler, transformer=c.model.dit, expand_timesteps=True)
+    neg_prompt = cfg["sampling"]["negative_prompt"]
+    want, want_neg = stock.encode_prompt("a red  circle\n moving right", neg_prompt, max_sequence_length=48)
+    got = condition(c, make_pipeline(c), "a red  circle\n moving right", neg_prompt, dict(cfg["sampling"]))
+    assert torch.equal(got.context, want) and torch.equal(got.negative, want_neg)
+    assert not got.is_image.any() and not got.negative_is_image.any()  # every token is a text token (TMA: alpha_txt)
+
+    # What that is, stated independently: the last hidden state on the prompt's tokens, zeros to max_text_tokens.
+    ids = c.text_tokenizer("a red circle moving right").input_ids
+    n = len(ids)
+    padded = c.text_tokenizer(["a red circle moving right"], padding="max_length", max_length=48, return_tensors="pt")
+    with torch.no_grad():
+        hidden = c.model.text_encoder(padded.input_ids, padded.attention_mask).last_hidden_state
+    assert got.context.shape == (1, 48, c.model.dit.config.text_dim)
+    assert torch.equal(got.context[0, :n], hidden[0, :n]) and not got.context[0, n:].any()
+    # the negative prompt is longer than max_text_tokens: truncated, no padding
+    assert got.negative[0].abs().sum(-1).gt(0).all()
+    # the CFG-dropout caption is what Wan encodes when no negative prompt is given
+    from univid.models.conditioning import encode_t5, null_text
+
+    _, default_neg = stock.encode_prompt("x", max_sequence_length=48)
+    assert torch.equal(encode_t5(c, [null_text(c)])[0], default_neg)
+
+
+def test_t5_text_encoder_width_must_match_the_dit():
+    cfg = resolve({"model": {"conditioning": "t5", "text_encoder": {"config": {"d_model": 16}}}})
+    with pytest.raises(ValueError, match=r"model\.text_encoder: hidden size 16 but the DiT's text_dim is 32"):
+        build(cfg)
+    with pytest.raises(Exception, match="model.conditioning"):
+        resolve({"model": {"conditioning": "clip"}})

@@ -1,11 +1,12 @@
 """The paper-scale loader, proven without the real weights: tiny checkpoints saved in the official on-disk layouts
-(Wan2.2-TI2V-5B-Diffusers/{transformer,vae,scheduler}, a Qwen2 directory, a SigLIP directory) load back through the
-same `build` that smoke uses, with identical weights."""
+(Wan2.2-TI2V-5B-Diffusers/{transformer,vae,scheduler,text_encoder,tokenizer}, a Qwen2 directory, a SigLIP directory)
+load back through the same `build` that smoke uses, with identical weights. The UMT5 tokenizer saved under
+tokenizer/ is the smoke (SmolLM2) one: no UMT5 tokenizer is available offline."""
 
 import torch
 
 from univid.config import resolve
-from univid.models.builder import build, build_dit, build_llm, build_scheduler, build_vae, build_vit
+from univid.models.builder import build, build_dit, build_llm, build_scheduler, build_text_encoder, build_vae, build_vit
 from univid.models.tokenizer import load_tokenizer
 
 
@@ -24,10 +25,14 @@ def test_paper_scale_loads_official_layouts(tmp_path):
     dit.save_pretrained(wan / "transformer")
     vae.save_pretrained(wan / "vae")
     build_scheduler(m["scheduler"]).save_pretrained(wan / "scheduler")
+    # Table 3 "w/o MLLM": Wan's own UMT5 text encoder + tokenizer, in the same checkpoint
+    text_encoder, text_tok = build_text_encoder(m["text_encoder"], load_tokenizer(m["tokenizer"]))
+    text_encoder.save_pretrained(wan / "text_encoder")
+    text_tok.save_pretrained(wan / "tokenizer")
     llm.save_pretrained(tmp_path / "Qwen2-7B-Instruct")
     tok.save_pretrained(tmp_path / "Qwen2-7B-Instruct")
     vit.save_pretrained(tmp_path / "siglip2-so400m-patch14-384")
-    for sub in ("transformer", "vae", "scheduler"):
+    for sub in ("transformer", "vae", "scheduler", "text_encoder", "tokenizer"):
         assert (wan / sub).is_dir()
 
     cfg = resolve({"scale": "paper", "device": "cpu", "dtype": "float32", "model": {
@@ -35,7 +40,9 @@ def test_paper_scale_loads_official_layouts(tmp_path):
         "llm": {"path": str(tmp_path / "Qwen2-7B-Instruct")},
         "vit": {"path": str(tmp_path / "siglip2-so400m-patch14-384")},
         "vae": {"path": str(wan)}, "dit": {"path": str(wan)}, "scheduler": {"path": str(wan)},
-        "connector": {"num_tokens": 16}}})
+        "connector": {"num_tokens": 16}, "conditioning": "t5", "text_encoder": {"path": str(wan)}}})
+    assert cfg["model"]["text_encoder"]["subfolder"] == "text_encoder"  # the paper preset's layout, path swapped
+    assert cfg["model"]["text_encoder"]["tokenizer_subfolder"] == "tokenizer"
     loaded = build(cfg)
     assert _same(llm, loaded.model.mllm.llm)
     assert _same(vit, loaded.model.mllm.vit)
@@ -43,3 +50,7 @@ def test_paper_scale_loads_official_layouts(tmp_path):
     assert _same(dit, loaded.model.dit, drop_lora=True)
     assert loaded.scheduler.config.flow_shift == 5.0
     assert len(loaded.tokenizer) == len(tok)
+    assert _same(text_encoder, loaded.model.text_encoder)
+    assert loaded.conditioning == "t5" and len(loaded.text_tokenizer) == len(text_tok)
+    prompt = "a red square moving right"
+    assert loaded.text_tokenizer(prompt).input_ids == text_tok(prompt).input_ids

@@ -25,7 +25,7 @@ from univid.models.tma import alpha_txt
 from univid.train.conversation import conversation_pieces, text_segments
 from univid.train.losses import flow_matching_loss, sft_batch, sft_loss
 from univid.train.stages import prepare, train_stage, train_step
-from univid.train.trainable import phase_schedule
+from univid.train.trainable import phase_schedule, trainable_names
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_DATA = {"data": {"synthetic": {"n_clips": 8}, "num_gen_samples": 4, "num_qa_samples": 12}}
@@ -288,3 +288,27 @@ def test_train_by_hand_curates_first(tmp_path):
     assert (stage_dirs[0] / "final" / "weights.safetensors").is_file()
     job = json.loads((stage_dirs[0] / "job_config.json").read_text())
     assert job["train"]["stage2"]["steps"] == 2  # a shortened run is keyed as such
+
+
+def test_t5_conditioning_trains_the_dit_lora_only(curated):
+    """model.conditioning t5 (Table 3 "w/o MLLM"): stage I trains the DiT LoRA on the frozen UMT5's context; nothing
+    of the MLLM -> DiT adapter (connector, VAE-feature projection) trains in stage I or III."""
+    cfg = resolve({**SMALL_DATA, "model": {"conditioning": "t5"}, "train": {"stage3": STAGE3}})
+    run = prepare(1, cfg, curated, max_steps=3)
+    comp = run.comp
+    lora = _expected(comp, (LORA,))
+    assert set(run.names) == lora and len(lora) == 16
+    before = {n: p.detach().clone() for n, p in comp.model.named_parameters()}
+    calls = []
+    h = comp.model.text_encoder.register_forward_hook(lambda m, a, out: calls.append(m.training))
+    try:
+        for step in range(3):
+            train_step(run, step)
+            assert _requires_grad(comp) == lora and _grads(comp) == lora
+    finally:
+        h.remove()
+    assert calls == [False] * 3  # the UMT5 encodes every batch, in eval mode (frozen, no dropout)
+    changed = {n for n, p in comp.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed <= lora  # connector, MLLM and text encoder untouched
+    for phase, want in {"a": (VIT_LAST2, VISION_PROJ), "b": (LORA,), "c": (VIT_LAST2, VISION_PROJ, LORA)}.items():
+        assert set(trainable_names(comp, cfg, 3, phase)) == _expected(comp, want), phase

@@ -15,7 +15,8 @@ from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3
 from peft import LoraConfig
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import Qwen2Config, Qwen2ForCausalLM, SiglipVisionConfig, SiglipVisionModel
+from transformers import (AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, SiglipVisionConfig, SiglipVisionModel,
+                          UMT5Config, UMT5EncoderModel)
 
 from univid.io import atomic_path
 from univid.models.connector import Connector
@@ -23,6 +24,7 @@ from univid.models.mllm import UniVidMLLM
 from univid.models.tma import TMAState, install_tma
 from univid.models.tokenizer import load_tokenizer
 
+CONDITIONINGS = ("mllm", "t5")  # paper Table 3: UniVid (MLLM -> connector) | "w/o MLLM" (Wan's own UMT5)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CROSS_ATTN_LORA_TARGETS = ["attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0"]
 
@@ -65,6 +67,26 @@ def build_dit(spec: dict) -> WanTransformer3DModel:
     return WanTransformer3DModel(**spec["config"])
 
 
+def build_text_encoder(spec: dict, tokenizer) -> tuple[UMT5EncoderModel, object]:
+    """Wan's own text encoder and its tokenizer (`model.conditioning: t5`, Table 3 "w/o MLLM").
+
+    With `path`: UMT5EncoderModel from `subfolder` and the tokenizer from `tokenizer_subfolder` of the same checkpoint
+    (Wan2.2-TI2V-5B-Diffusers/{text_encoder,tokenizer}). With `path: null`: a seeded-random UMT5 from `config` read
+    through `tokenizer` (the model's own, e.g. SmolLM2 at smoke: no UMT5 tokenizer ships offline), vocab sized to it.
+    """
+    _check_path(spec, "text_encoder")
+    if spec.get("path"):
+        encoder = UMT5EncoderModel.from_pretrained(spec["path"], subfolder=spec.get("subfolder"))
+        tokenizer = AutoTokenizer.from_pretrained(spec["path"], subfolder=spec.get("tokenizer_subfolder"))
+    else:
+        encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), **spec["config"]))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # WanPipeline._get_t5_prompt_embeds keeps the first seq_len positions of each row: it assumes right padding.
+    tokenizer.padding_side = "right"
+    return encoder, tokenizer
+
+
 def build_scheduler(spec: dict) -> UniPCMultistepScheduler:
     _check_path(spec, "scheduler")
     if spec.get("path"):
@@ -76,11 +98,14 @@ def build_scheduler(spec: dict) -> UniPCMultistepScheduler:
 
 
 class UniVid(nn.Module):
-    """Container: parameter names (`mllm.*`, `connector.*`, `dit.*`, `vae.*`) are the checkpoint keys."""
+    """Container: parameter names (`mllm.*`, `connector.*`, `dit.*`, `vae.*`, `text_encoder.*`) are the checkpoint
+    keys."""
 
-    def __init__(self, mllm: UniVidMLLM, connector: Connector, dit: WanTransformer3DModel, vae: AutoencoderKLWan):
+    def __init__(self, mllm: UniVidMLLM, connector: Connector, dit: WanTransformer3DModel, vae: AutoencoderKLWan,
+                 text_encoder: UMT5EncoderModel | None = None):
         super().__init__()
         self.mllm, self.connector, self.dit, self.vae = mllm, connector, dit, vae
+        self.text_encoder = text_encoder  # only with conditioning t5; always frozen (as in Wan)
 
 
 @dataclass
@@ -93,6 +118,8 @@ class Components:
     max_text_tokens: int
     device: torch.device
     dtype: torch.dtype
+    conditioning: str = "mllm"  # what conditions the DiT: mllm (MLLM -> connector) | t5 (model.text_encoder)
+    text_tokenizer: object = None  # the text encoder's tokenizer (conditioning t5 only)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,6 +133,9 @@ def resolve_device(name: str) -> torch.device:
 def build(cfg: dict) -> Components:
     """Every component at the configured scale. Random-init parts are seeded by cfg['seed']."""
     m = cfg["model"]
+    conditioning = m["conditioning"]
+    if conditioning not in CONDITIONINGS:
+        raise ValueError(f"model.conditioning {conditioning!r}: expected one of {', '.join(CONDITIONINGS)}")
     torch.manual_seed(cfg["seed"])
     tokenizer = load_tokenizer(m["tokenizer"])
     if tokenizer.pad_token is None:
@@ -124,9 +154,17 @@ def build(cfg: dict) -> Components:
                                target_modules=CROSS_ATTN_LORA_TARGETS, init_lora_weights=True))
     tma = TMAState.from_config(cfg["tma"])
     install_tma(dit, tma)
-    model = UniVid(mllm, connector, dit, vae)
+    text_encoder = text_tokenizer = None
+    if conditioning == "t5":  # built last, so the seeded parts above are the same under either conditioning
+        # A fresh tokenizer object at smoke (path null): padding_side is set on it, not on the MLLM's.
+        own = None if m["text_encoder"].get("path") else load_tokenizer(m["tokenizer"])
+        text_encoder, text_tokenizer = build_text_encoder(m["text_encoder"], own)
+        if text_encoder.config.d_model != dit.config.text_dim:
+            raise ValueError(f"model.text_encoder: hidden size {text_encoder.config.d_model} but the DiT's text_dim "
+                             f"is {dit.config.text_dim} (expected them equal: its last hidden state is the context)")
+    model = UniVid(mllm, connector, dit, vae, text_encoder)
     device, dtype = resolve_device(cfg["device"]), DTYPES[cfg["dtype"]]
-    for part in (model.mllm, model.connector, model.dit):
+    for part in (model.mllm, model.connector, model.dit) + ((text_encoder,) if text_encoder is not None else ()):
         part.to(device=device)
         if dtype != torch.float32:
             part.to(dtype=dtype)
@@ -134,7 +172,7 @@ def build(cfg: dict) -> Components:
     model.requires_grad_(False)
     model.eval()
     return Components(model, tokenizer, build_scheduler(m["scheduler"]), tma, m["encoders"], m["max_text_tokens"],
-                      device, dtype)
+                      device, dtype, conditioning, text_tokenizer)
 
 
 def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Sampling through diffusers' Wan pipelines, conditioned on the MLLM via the connector (no T5, no DiT re-implementation).
+"""Sampling through diffusers' Wan pipelines, conditioned on the MLLM via the connector (no DiT re-implementation), or
+on Wan's own UMT5 with `model.conditioning: t5` (Table 3 "w/o MLLM"; see univid.models.conditioning).
 
 T2V runs `WanPipeline`, TI2V runs `WanImageToVideoPipeline`, both with `expand_timesteps=True` (Wan 2.2 TI2V-5B): for
 TI2V the first latent frame is the reference image's latent at every step and its tokens get timestep 0.
@@ -85,7 +86,8 @@ def reference_inputs(comp: Components, pipe: WanImageToVideoPipeline, image: PIL
 
 @torch.no_grad()
 def condition(comp: Components, pipe, prompt: str, negative_prompt: str, sampling: dict, image=None) -> Condition:
-    """Encode the prompt and the negative prompt (each with the reference image, if any) through MLLM + connector."""
+    """Encode the prompt and the negative prompt (each with the reference image, if any) by the configured
+    conditioning (MLLM + connector, or UMT5); the reference image also pins the first latent frame (VAE path)."""
     frames = latent = pil = None
     if image is not None:
         if not isinstance(pipe, WanImageToVideoPipeline):

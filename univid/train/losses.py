@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from univid.models.builder import Components
-from univid.models.conditioning import encode_condition
+from univid.models.conditioning import encode_condition, null_text
 from univid.train.conversation import Piece, assemble
 
 
@@ -59,7 +59,7 @@ def flow_matching_loss(comp: Components, latents: torch.Tensor, captions: list[s
     """
     b = latents.shape[0]
     drop = torch.rand(b, generator=generator) < cfg_dropout
-    texts = [comp.tokenizer.eos_token if d else c for c, d in zip(captions, drop.tolist())]
+    texts = [null_text(comp) if d else c for c, d in zip(captions, drop.tolist())]
     image_latents = latents[:, :, :1] if ref_frames is not None and vae_gain > 0 else None
     with vae_branch_gain(comp, vae_gain):
         context, is_image = encode_condition(comp, texts, image=ref_frames, image_latents=image_latents)

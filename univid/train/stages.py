@@ -1,6 +1,7 @@
 """The three training stages (paper Sec. 3.2, Appendix A.3) through one trainer loop.
 
-Stage I   (generation alignment): connector + DiT cross-attention LoRA, flow matching with CFG dropout, TMA active.
+Stage I   (generation alignment): connector + DiT cross-attention LoRA, flow matching with CFG dropout, TMA active
+          (`model.conditioning: t5`: the DiT LoRA alone, on the frozen UMT5's context).
 Stage II  (understanding adaptation): last ViT blocks + vision connector, SFT on assistant tokens only, LLM frozen.
 Stage III (joint): phases a/b/c of Appendix A.3 (see univid.train.trainable), from the weights of I and II.
 
@@ -60,13 +61,15 @@ class Run:
 
 
 def set_trainable(comp: Components, names: list[str]) -> None:
-    """requires_grad exactly on `names`; train mode except the VAE (only ever used frozen)."""
+    """requires_grad exactly on `names`; train mode except the VAE and the UMT5 text encoder (only ever frozen)."""
     comp.model.requires_grad_(False)
     params = dict(comp.model.named_parameters())
     for n in names:
         params[n].requires_grad_(True)
     comp.model.train()
     comp.model.vae.eval()
+    if comp.model.text_encoder is not None:
+        comp.model.text_encoder.eval()  # no dropout in a frozen encoder
 
 
 def prepare(stage: int, cfg: dict, curate_dir: Path, init: list[Path] = (), max_steps: int | None = None,

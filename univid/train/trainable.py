@@ -15,6 +15,10 @@ Stage III phases (Appendix A.3, fractions of the stage's steps in `train.stage3.
   b: ViT and connector frozen; the VAE features enter the adapter at a mixing ratio rising linearly to 1; adapter and
      DiT LoRA train (generation batches only: nothing on the understanding path trains);
   c: all of the above co-train, understanding and generation batches alternating.
+
+With `model.conditioning: t5` (Table 3 "w/o MLLM") the DiT is conditioned by Wan's frozen UMT5: the MLLM -> DiT
+adapter (`connector.*`, `mllm.vae_proj.*`) is off the generation path and trains in no stage; the DiT LoRA trains as
+usual (Stage I: LoRA only; Stage III b: LoRA only).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ PHASE_PARTS = {"a": ("vit_blocks", "vision_proj"),
                "b": ("connector", "vae_proj", "dit_lora"),
                "c": ("vit_blocks", "vision_proj", "connector", "vae_proj", "dit_lora")}
 STAGE_PARTS = {1: ("connector", "dit_lora"), 2: ("vit_blocks", "vision_proj"), 3: PHASE_PARTS["c"]}
+MLLM_CONDITIONING_PARTS = ("connector", "vae_proj")  # exist only on the MLLM -> DiT conditioning path
 
 
 def vit_layers(vit: nn.Module) -> nn.ModuleList:
@@ -68,6 +73,8 @@ def trainable_names(comp: Components, cfg: dict, stage: int, phase: str | None =
     """The exact names a stage (Stage III: a phase; no phase = the union over its phases) trains, in model order."""
     scfg = cfg["train"][f"stage{stage}"]
     parts = PHASE_PARTS[phase] if phase else STAGE_PARTS[stage]
+    if comp.conditioning == "t5":
+        parts = tuple(p for p in parts if p not in MLLM_CONDITIONING_PARTS)
     chosen = {n for part in parts for n in part_names(comp, part, scfg.get("trainable_vit_blocks", 0))}
     return [n for n, _ in comp.model.named_parameters() if n in chosen]
 
