@@ -1,7 +1,9 @@
-"""Reproduction verbs: `univid regress` (scores against a committed baseline) and `univid compare` (MLflow runs)."""
+"""Reproduction verbs: `univid regress` (scores against a committed baseline), `univid compare` (MLflow runs) and
+`univid plots` (a table's figures for the Snakemake report)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -27,27 +29,84 @@ def cmd_regress(args) -> None:
         raise SystemExit(1)
 
 
-def cmd_compare(args) -> None:
+def _table_name(table: str) -> str:
+    return table if str(table).startswith("table") else f"table{table}"
+
+
+def compare_frame(tracking_uri: str | None, table: str, prefix: str = "univid", parent: str | None = None,
+                  all_metrics: bool = False):
+    """(header, frame): one row per variant of the newest parent run (or `parent`), one column per metric.
+
+    Cells are "value [lo, hi]" where the run carries `<metric>.ci_lo` / `.ci_hi`. Stores written before parent runs
+    existed fall back to the newest run per variant."""
     import mlflow
     import pandas as pd
 
     from univid.track.mlflow_log import resolve_tracking_uri
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(args.tracking_uri))
-    name = f"{args.experiment_prefix}-table{args.table}"
-    runs = mlflow.search_runs(experiment_names=[name], order_by=["attributes.start_time DESC"])
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    name = f"{prefix}-{_table_name(table)}"
+    if mlflow.get_experiment_by_name(name) is None:
+        raise ValueError(f"MLflow experiment {name!r} not found in {mlflow.get_tracking_uri()} (expected "
+                         f"`snakemake ... reports/{_table_name(table)}.tex` to have logged it)")
+    parents = mlflow.search_runs(experiment_names=[name], order_by=["attributes.start_time DESC"],
+                                 filter_string="tags.`univid.role` = 'parent' and attributes.status = 'FINISHED'")
+    if parent:
+        parents = parents[parents["run_id"] == parent]
+        if parents.empty:
+            raise ValueError(f"MLflow experiment {name!r}: no parent run {parent!r}")
+    if len(parents):
+        top = parents.iloc[0]
+        runs = mlflow.search_runs(experiment_names=[name],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{top['run_id']}'")
+        header = (f"{_table_name(table)} ({top['tags.univid.scale']} scale), experiment {name}, "
+                  f"run {top['tags.mlflow.runName']} ({top['run_id']})")
+    else:
+        runs = mlflow.search_runs(experiment_names=[name], order_by=["attributes.start_time DESC"])
+        if "tags.univid.variant" in runs.columns:  # newest run per variant
+            runs = runs[runs["tags.univid.variant"].notna()].drop_duplicates("tags.univid.variant")
+        header = f"{_table_name(table)} ({', '.join(sorted(set(runs['tags.univid.scale'])))} scale), experiment {name}"
     if runs.empty:
-        raise ValueError(f"MLflow experiment {name!r}: no runs (expected `snakemake ... reports/table{args.table}.tex`)")
-    runs = runs.drop_duplicates("tags.univid.variant")  # newest run per variant
-    metrics = [c for c in runs.columns if c.startswith("metrics.")]
-    keep = ["metrics.total", "metrics.quality", "metrics.semantic"] if not args.all else metrics
-    frame = runs.set_index("tags.univid.label")[[c for c in keep if c in runs.columns]].sort_index()
-    frame.index.name = "variant"
-    frame.columns = [c.removeprefix("metrics.") for c in frame.columns]
-    scale = ", ".join(sorted(set(runs["tags.univid.scale"])))
-    with pd.option_context("display.width", 200, "display.max_columns", 40):
-        print(f"table {args.table} ({scale} scale), experiment {name}:")
-        print(frame.to_string(float_format=lambda v: f"{v:.2f}"))
+        raise ValueError(f"MLflow experiment {name!r}: no variant runs (expected `univid track` to have logged them)")
+    metrics = sorted(c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics."))
+    values = [m for m in metrics if not m.endswith((".ci_lo", ".ci_hi"))]
+    headline = [m for m in ("total", "quality", "semantic") if m in values]
+    shown = values if all_metrics or not headline else headline
+
+    def cell(run, m):
+        v = run.get(f"metrics.{m}")
+        if v is None or pd.isna(v):
+            return ""
+        lo, hi = run.get(f"metrics.{m}.ci_lo"), run.get(f"metrics.{m}.ci_hi")
+        if lo is not None and hi is not None and not pd.isna(lo) and not pd.isna(hi):
+            return f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
+        return f"{v:.2f}"
+
+    frame = pd.DataFrame([{m: cell(run, m) for m in shown} for _, run in runs.iterrows()],
+                         index=pd.Index(runs["tags.univid.label"], name="variant"))
+    if len(parents) and isinstance(top.get("tags.univid.variants"), str):  # the ablation's order of variants
+        order = json.loads(top["tags.univid.variants"])
+        rank = [order.index(v) if v in order else len(order) for v in runs["tags.univid.variant"]]
+        return header, frame.iloc[sorted(range(len(rank)), key=rank.__getitem__)]
+    return header, frame.sort_index()
+
+
+def cmd_compare(args) -> None:
+    import pandas as pd
+
+    header, frame = compare_frame(args.tracking_uri, args.table, args.experiment_prefix, args.parent, args.all)
+    with pd.option_context("display.width", 250, "display.max_columns", 60, "display.max_colwidth", 40):
+        print(f"{header}:")
+        print(frame.to_string())
+
+
+def cmd_plots(args) -> None:
+    from univid.report.plots import write_plots
+
+    made = write_plots(Path(args.results), Path(args.out_dir))
+    for note in made["notes"]:
+        print(f"univid plots: {note}", file=sys.stderr)
+    print(f"wrote {len(made['written'])} plots to {args.out_dir}: {', '.join(made['written']) or '-'}")
 
 
 def register(sub, cfg_args) -> None:
@@ -61,8 +120,15 @@ def register(sub, cfg_args) -> None:
     sp.set_defaults(fn=cmd_regress)
 
     sp = sub.add_parser("compare", help="a table's variants side by side, from MLflow (search_runs)")
-    sp.add_argument("--table", type=int, required=True)
-    sp.add_argument("--tracking-uri")
+    sp.add_argument("--table", required=True, help="4 or table4")
+    sp.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
     sp.add_argument("--experiment-prefix", default="univid")
-    sp.add_argument("--all", action="store_true", help="every metric, not only Total/Quality/Semantic")
+    sp.add_argument("--parent", help="a parent run id (default: the newest)")
+    sp.add_argument("--all", action="store_true", help="every metric, not only Total/Quality/Semantic (VBench)")
     sp.set_defaults(fn=cmd_compare)
+
+    sp = sub.add_parser("plots", help="a table's figures as PNG: TMA schedules, scores per variant, training losses, "
+                        "Pyramid Reflection working sets")
+    sp.add_argument("--results", required=True, help="results.json (written by `univid collect`)")
+    sp.add_argument("--out-dir", required=True)
+    sp.set_defaults(fn=cmd_plots)
