@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 CORES  ?= all
 
-.PHONY: setup report test bench clean-results
+.PHONY: setup report report-all test bench bench-all clean-results
 
 setup: $(VENV)/.installed
 
@@ -22,20 +22,29 @@ $(VENV)/.installed: requirements.txt requirements-lock.txt requirements-nodeps.t
 report: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) reports/table4.tex
 
+report-all: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) reports/all
+
 test: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
 
 bench: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/perf/table4_smoke
 
+bench-all: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/perf/all_smoke
+
 clean-results:
-	rm -rf results .snakemake mlflow.db reports/*.tex
+	rm -rf results .snakemake mlflow.db reports/*.tex reports/all
 
 # Paper-scale VBench(-Long) through the official code, in its own venv with vbench's own pins (transformers 4.33,
 # numpy<2, timm<=1.0.12 conflict with .venv). Needs the pip registry and torch for the machine's CUDA; weights are
 # fetched separately (`univid weights fetch`, or pre-staged and checked with `univid weights verify`).
-# vbench2_beta_long also imports scenedetect, moviepy<2 and dreamsim, which vbench 0.1.5 does not declare.
-VBENCH_VENV ?= .venv-vbench
+# vbench2_beta_long also imports scenedetect, moviepy<2 and dreamsim, which vbench 0.1.5 does not declare, and writes
+# its clips with torchvision.io.write_video (PyAV; removed in torchvision 0.24), hence av and the torch pin
+# (VBENCH_TORCH picks another build, e.g. for another CUDA).
+VBENCH_VENV  ?= .venv-vbench
+VBENCH_TORCH ?= torch==2.8.0 torchvision==0.23.0
 .PHONY: vbench-env eval-bench
 vbench-env: $(VBENCH_VENV)/.installed
 
@@ -43,7 +52,8 @@ $(VBENCH_VENV)/.installed:
 	@command -v $(PYTHON) >/dev/null || { echo "vbench-env: $(PYTHON) not found (expected Python 3.11; set PYTHON=...)"; exit 1; }
 	test -x $(VBENCH_VENV)/bin/python || $(PYTHON) -m venv $(VBENCH_VENV)
 	$(VBENCH_VENV)/bin/python -m pip install -q "setuptools<81" wheel
-	$(VBENCH_VENV)/bin/python -m pip install -q vbench==0.1.5 "scenedetect[opencv]" "moviepy<2" dreamsim
+	$(VBENCH_VENV)/bin/python -m pip install -q $(VBENCH_TORCH)
+	$(VBENCH_VENV)/bin/python -m pip install -q vbench==0.1.5 scenedetect "moviepy<2" dreamsim av $(VBENCH_TORCH)
 	$(VBENCH_VENV)/bin/python -c "import vbench, vbench2_beta_long"
 	touch $@
 

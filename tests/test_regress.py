@@ -51,3 +51,13 @@ def test_scale_mismatch_is_an_error():
     res = dict(_results(), scale="paper")
     with pytest.raises(ValueError, match="scale"):
         compare(res, base)
+
+
+def test_a_metric_with_a_ci_gets_at_least_its_half_width_as_tolerance():
+    res = _results()
+    res["rows"][0]["ci"] = {"total": [60.0, 80.0]}
+    base = baseline_from_results([res], tolerance=0.5)
+    assert base["tables"]["table4"]["rows"]["cosine"]["total"]["tolerance"] == 10.0
+    assert base["tables"]["table4"]["rows"]["cosine"]["color"]["tolerance"] == 0.5
+    assert compare(_results(total=79.0), base)["ok"].all()
+    assert not compare(_results(total=81.0), base)["ok"].all()

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from univid.config import ConfigError, apply_overrides, job_configs, load_ablation, resolve, validate
+from univid.config.jobs import BENCHMARK_JOBS, lineage_jobs
 
 # What each job writes (relative to its directory); the first file is written last and marks completion.
 JOB_OUTPUTS = {
@@ -19,21 +20,35 @@ JOB_OUTPUTS = {
     "stage3": ["train_log.json", "final/weights.safetensors"],
     "generate": ["manifest.json"],
     "evaluate": ["scores.json"],
+    "videoqa": ["scores.json", "predictions.jsonl", "verdicts.jsonl", "traces.jsonl"],
+    "suite": ["scores.json", "predictions.jsonl"],
 }
+_WEIGHTS = ["final/weights.safetensors"]
 JOB_INPUTS = {  # which upstream files a job reads
     "curate": {},
     "stage1": {"curate": ["gen_train.jsonl"]},
     "stage2": {"curate": ["qa_train.json"]},
     "stage3": {"curate": ["gen_train.jsonl", "qa_train.json"], "stage1": ["final/weights.safetensors"],
                "stage2": ["final/weights.safetensors"]},
-    "generate": {"curate": ["prompts.json"], "stage3": ["final/weights.safetensors"]},
+    # generate reads stage I or stage III weights (sampling.from_stage); understanding reads stage III or none
+    "generate": {"curate": ["prompts.json"], "stage1": _WEIGHTS, "stage3": _WEIGHTS},
     "evaluate": {"curate": ["prompts.json"], "generate": ["manifest.json"]},
+    "videoqa": {"curate": ["qa_test.json"], "stage3": _WEIGHTS},
+    "suite": {"curate": ["qa_test.json"], "stage3": _WEIGHTS},
 }
+
+
+def job_input_files(job: dict) -> list[str]:
+    """The upstream files one job reads (only from the upstream jobs it actually has)."""
+    return [f"{job['upstream_dirs'][up]}/{f}" for up, files in JOB_INPUTS[job["job"]].items()
+            if up in job["upstream_dirs"] for f in files]
 _JOB_ONLY_KEYS = ("job", "upstream", "key", "dir", "upstream_dirs", "univid")
 
 
 def plan(user_cfg: dict, root: str | Path = ".") -> dict:
-    """{"tables": {table: {"ablation", "title", "variants": [{name, label, config, jobs}]}}, "jobs": {dir: job}}."""
+    """{"tables": {table: {"ablation", "title", "benchmark", "variants": [{name, label, config, jobs}]}},
+    "jobs": {dir: job}}. A variant's `jobs` are only those its table's rows depend on (e.g. no generation for a
+    Video-QA table)."""
     validate(user_cfg)
     base = resolve(user_cfg)
     root = Path(root)
@@ -41,14 +56,19 @@ def plan(user_cfg: dict, root: str | Path = ".") -> dict:
     for table, spec in (user_cfg.get("tables") or {}).items():
         ablation = load_ablation(root / spec["ablation"])
         variants = []
+        target = BENCHMARK_JOBS[spec["benchmark"]]
         for v in ablation["variants"]:
-            cfg = apply_overrides(base, v.get("overrides") or {})
-            vjobs = job_configs(cfg)
+            try:
+                cfg = apply_overrides(base, v.get("overrides") or {})
+            except ConfigError as exc:
+                raise ConfigError(f"{spec['ablation']} variant {v['name']!r}: {exc}") from None
+            vjobs = lineage_jobs(job_configs(cfg), target)
             for job in vjobs.values():
                 jobs.setdefault(job["dir"], job)
-            variants.append({"name": v["name"], "label": v["label"], "config": cfg, "jobs": vjobs})
+            variants.append({"name": v["name"], "label": v["label"], "published": v.get("published"), "config": cfg,
+                             "jobs": vjobs, "target": vjobs[target]})
         tables[table] = {"ablation": spec["ablation"], "name": ablation["name"], "title": ablation.get("title", ""),
-                         "benchmark": spec["benchmark"], "variants": variants}
+                         "benchmark": spec["benchmark"], "target_job": target, "variants": variants}
     return {"config": base, "tables": tables, "jobs": jobs}
 
 

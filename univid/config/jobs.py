@@ -12,11 +12,16 @@ from pathlib import Path
 from univid import __version__
 from univid.config.load import config_hash
 
-JOBS = ("curate", "stage1", "stage2", "stage3", "generate", "evaluate")
+JOBS = ("curate", "stage1", "stage2", "stage3", "generate", "evaluate", "videoqa", "suite")
+# The job whose outputs a table's rows are read from, per benchmark kind (workflows/config.yaml `tables.*.benchmark`).
+BENCHMARK_JOBS = {"vbench_long": "evaluate", "videoqa": "videoqa", "suites": "suite"}
 
 # model sub-sections each job reads
-_GEN_MODEL = ("tokenizer", "llm", "vit", "vae", "dit", "scheduler", "connector", "encoders", "max_text_tokens")
+_GEN_MODEL = ("tokenizer", "llm", "vit", "vae", "dit", "scheduler", "connector", "encoders", "max_text_tokens",
+              "conditioning", "text_encoder")
 _UND_MODEL = ("tokenizer", "llm", "vit", "max_text_tokens")
+# The Actor may read VAE latents too (understanding.encoders, paper Table 9).
+_ACTOR_MODEL = ("tokenizer", "llm", "vit", "vae", "max_text_tokens")
 
 
 def _pick(section: dict, keys) -> dict:
@@ -45,11 +50,31 @@ def job_configs(cfg: dict) -> dict[str, dict]:
     add("stage3", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
                    "train": {"stage1": cfg["train"]["stage1"], "stage3": cfg["train"]["stage3"]}},
         ("curate", "stage1", "stage2"))
+    # sampling.from_stage picks the weights generation loads: 3 (joint) or 1 (paper Table 6's "Stage I" row).
+    gen_from = f"stage{cfg['sampling']['from_stage']}"
     add("generate", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"], "sampling": cfg["sampling"],
-                     "train": {"stage1": cfg["train"]["stage1"]}}, ("curate", "stage3"))
-    add("evaluate", {"eval": cfg["eval"], "sampling": _pick(cfg["sampling"], ("samples_per_prompt", "fps", "num_frames"))},
+                     "train": {"stage1": cfg["train"]["stage1"]}}, ("curate", gen_from))
+    ev = cfg["eval"]
+    add("evaluate", {"eval": {k: ev[k] for k in ("cache_dir", "vbench")},
+                     "sampling": _pick(cfg["sampling"], ("samples_per_prompt", "fps", "num_frames"))},
         ("curate", "generate"))
+    # Understanding reads the joint (stage III) weights, or none (paper Table 7's "w/o finetune" and "Base" rows).
+    und_from = ("curate", "stage3") if cfg["understanding"]["weights"] == "stage3" else ("curate",)
+    und = {"model": _pick(cfg["model"], _ACTOR_MODEL), "understanding": cfg["understanding"], "llm": cfg["llm"]}
+    add("videoqa", {**und, "eval": {k: ev[k] for k in ("cache_dir", "videoqa")}}, und_from)
+    add("suite", {**und, "eval": {k: ev[k] for k in ("cache_dir", "suites")}}, und_from)
     return jobs
+
+
+def lineage_jobs(jobs: dict[str, dict], target: str) -> dict[str, dict]:
+    """The jobs `target` depends on (itself included), following upstream keys."""
+    out, todo = {}, [target]
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out[name] = jobs[name]
+            todo.extend(jobs[name]["upstream"])
+    return {name: out[name] for name in JOBS if name in out}
 
 
 def job_config(cfg: dict, name: str) -> dict:

@@ -140,6 +140,10 @@ def load_ablation(path: str | Path) -> dict:
     for i, variant in enumerate(data["variants"]):
         if not isinstance(variant, dict) or "name" not in variant or "label" not in variant:
             raise ConfigError(f"ablation file '{path}': variants[{i}] needs 'name' and 'label'")
+        unknown = set(variant) - {"name", "label", "overrides", "published"}
+        if unknown:
+            raise ConfigError(f"ablation file '{path}': variants[{i}] has unknown key(s) {', '.join(sorted(unknown))} "
+                              f"(expected name, label, overrides, published)")
         if variant["name"] in names:
             raise ConfigError(f"ablation file '{path}': variant name {variant['name']!r} appears twice")
         names.add(variant["name"])

@@ -1,61 +1,149 @@
-"""Gather one table's variant scores (one evaluate directory per variant) into results.json and results.csv."""
+"""Gather one table's variant scores into results.json and results.csv.
+
+Each variant's row is read from the job its table's benchmark names (univid.config.jobs.BENCHMARK_JOBS): VBench-Long
+scores from `evaluate`, Video-QA accuracy/score with bootstrap CIs from `videoqa`, the Table 10 suites from `suite`.
+The rows the paper prints (peers and its own UniVid rows) come from reports/published/<table>.csv, marked published.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from univid.config import load_ablation
+from univid.config.load import deep_merge
 from univid.eval.vbench_constants import DIMENSIONS
 from univid.io import atomic_path, read_json, write_json
 from univid.provenance import provenance
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PUBLISHED_DIR = REPO_ROOT / "reports" / "published"
+_JOB_ORDER = ("curate", "stage1", "stage2", "stage3", "generate", "evaluate", "videoqa", "suite")
+_JOB_ONLY = ("job", "key", "dir", "upstream", "upstream_dirs", "univid", "scale", "seed", "device", "dtype")
+KINDS = {"evaluate": "vbench_long", "videoqa": "videoqa", "suite": "suites"}
+SUITE_METRICS = {"mmlu": ("mmlu", "accuracy"), "mmmu": ("mmmu", "accuracy"), "videomme": ("videomme", "accuracy"),
+                 "videomme_sm": ("videomme", "accuracy_short_medium"), "mmbench_video": ("mmbench_video", "score"),
+                 "mlvu": ("mlvu", "accuracy")}
 
-def _job_chain(evaluate_dir: Path) -> dict[str, dict]:
-    """job name -> job config, following upstream_dirs from the evaluate job back to curate."""
+
+def job_chain(target_dir: Path) -> dict[str, dict]:
+    """job name -> job config, following upstream_dirs from a table's target job back to curate."""
     chain: dict[str, dict] = {}
-    todo = [evaluate_dir]
+    todo = [target_dir]
     while todo:
         job = read_json(Path(todo.pop()) / "job_config.json")
         if job["job"] in chain:
             continue
         chain[job["job"]] = job
         todo.extend(Path(d) for d in job["upstream_dirs"].values())
-    return chain
+    return {name: chain[name] for name in _JOB_ORDER if name in chain}
 
 
-def collect(table: str, ablation_path: str | Path, variants: list[tuple[str, Path]], out: Path) -> dict:
-    ablation = load_ablation(ablation_path)
-    labels = {v["name"]: v["label"] for v in ablation["variants"]}
+def lineage_config(chain: dict[str, dict]) -> dict:
+    """The resolved config as far as this row depends on it: the union of the sections its jobs read."""
+    merged: dict = {}
+    for job in chain.values():
+        merged = deep_merge(merged, {k: v for k, v in job.items() if k not in _JOB_ONLY})
+    return merged
+
+
+def _id_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def vbench_row(scores: dict) -> dict:
+    agg = scores["aggregate"]
+    row = {"total": agg["total"], "quality": agg["quality"], "semantic": agg["semantic"]}
+    row.update({d: 100.0 * scores["dimensions"][d] for d in DIMENSIONS})
+    return {"scores": row, "ci": {}, "backends": dict(scores["backends"])}
+
+
+def videoqa_row(scores: dict) -> dict:
+    row, ci = {}, {}
+    for dataset, s in scores["benchmarks"].items():
+        for metric in ("accuracy", "score"):
+            row[f"{dataset}.{metric}"] = float(s[metric])
+            if s.get("ci", {}).get(metric) is not None:
+                ci[f"{dataset}.{metric}"] = [float(x) for x in s["ci"][metric]]
+    ids = {k: _id_text(scores[k]) for k in ("judge", "actor") if k in scores}
+    ids.update({f"role.{r}": _id_text(v) for r, v in (scores.get("roles") or {}).items()})
+    return {"scores": row, "ci": ci, "backends": ids,
+            "failures": {d: s.get("failures", 0) for d, s in scores["benchmarks"].items()},
+            "n": {d: s.get("n") for d, s in scores["benchmarks"].items()}}
+
+
+def suites_row(scores: dict) -> dict:
+    row, ids = {}, {}
+    bench = scores["benchmarks"]
+    for metric, (name, field) in SUITE_METRICS.items():
+        if name in bench and bench[name].get(field) is not None:
+            row[metric] = float(bench[name][field])
+    for name, s in bench.items():
+        for key in ("scorer", "extraction", "judge"):
+            if key in s:
+                ids[f"{name}.{key}"] = _id_text(s[key])
+    return {"scores": row, "ci": {}, "backends": ids, "n": {name: s.get("n") for name, s in bench.items()}}
+
+
+READERS = {"vbench_long": vbench_row, "videoqa": videoqa_row, "suites": suites_row}
+
+
+def load_published(table: str, published_dir: Path = PUBLISHED_DIR) -> list[dict]:
+    """The paper's printed rows for a table: [{label, scores, **extra columns}] (empty cells dropped)."""
+    path = Path(published_dir) / f"{table}.csv"
+    if not path.is_file():
+        return []
+    frame = pd.read_csv(path, dtype={"label": str, "group": str, "llm_size": str}, keep_default_na=True)
+    extra = [c for c in ("group", "llm_size") if c in frame.columns]
     rows = []
-    for name, evaluate_dir in variants:
-        if name not in labels:
-            raise ValueError(f"collect: variant {name!r} is not in {ablation_path} (expected one of {', '.join(labels)})")
-        scores = read_json(Path(evaluate_dir) / "scores.json")
-        chain = _job_chain(Path(evaluate_dir))
-        agg = scores["aggregate"]
-        row_scores = {"total": agg["total"], "quality": agg["quality"], "semantic": agg["semantic"]}
-        row_scores.update({d: 100.0 * scores["dimensions"][d] for d in DIMENSIONS})
+    for _, r in frame.iterrows():
+        scores = {c: float(r[c]) for c in frame.columns if c not in ("label", *extra) and pd.notna(r[c])}
+        rows.append({"label": r["label"], "scores": scores,
+                     **{c: ("" if pd.isna(r[c]) else str(r[c])) for c in extra}})
+    return rows
+
+
+def collect(table: str, ablation_path: str | Path, variants: list[tuple[str, Path]], out: Path,
+            published_dir: Path = PUBLISHED_DIR) -> dict:
+    ablation = load_ablation(ablation_path)
+    spec = {v["name"]: v for v in ablation["variants"]}
+    published = load_published(table, published_dir)
+    published_labels = {p["label"] for p in published}
+    rows, kinds = [], set()
+    for name, target_dir in variants:
+        if name not in spec:
+            raise ValueError(f"collect: variant {name!r} is not in {ablation_path} (expected one of {', '.join(spec)})")
+        chain = job_chain(Path(target_dir))
+        target = list(chain.values())[-1]
+        kind = KINDS[target["job"]]
+        kinds.add(kind)
+        scores = read_json(Path(target_dir) / "scores.json")
+        pub = spec[name].get("published")
+        if pub and published and pub not in published_labels:
+            raise ValueError(f"collect: variant {name!r} names published row {pub!r}, which is not in "
+                             f"{published_dir}/{table}.csv (expected one of its labels)")
         rows.append({
-            "variant": name, "label": labels[name], "scores": row_scores, "backends": scores["backends"],
-            "config_hash": chain["evaluate"]["key"],
-            "job_keys": {job: cfg["key"] for job, cfg in chain.items()},
-            "seed": chain["evaluate"]["seed"], "scale": chain["evaluate"]["scale"],
-            "config": {"tma": chain["generate"]["tma"], "sampling": chain["generate"]["sampling"],
-                       "model": chain["generate"]["model"], "data": chain["curate"]["data"],
-                       "eval": chain["evaluate"]["eval"],
-                       "train": {f"stage{i}": chain[f"stage{i}"]["train"][f"stage{i}"] for i in (1, 2, 3)}},
-            "scores_path": str(Path(evaluate_dir) / "scores.json"),
+            "variant": name, "label": spec[name]["label"], "kind": kind, **READERS[kind](scores),
+            "published_label": pub if pub in published_labels else None,
+            "config_hash": target["key"], "job_keys": {job: cfg["key"] for job, cfg in chain.items()},
+            "seed": target["seed"], "scale": target["scale"], "config": lineage_config(chain),
+            "scores_path": str(Path(target_dir) / "scores.json"),
         })
     scales = {r["scale"] for r in rows}
-    if len(scales) != 1:
-        raise ValueError(f"collect: variants come from different scales {sorted(scales)} (expected one)")
+    if len(scales) != 1 or len(kinds) != 1:
+        raise ValueError(f"collect: variants come from scales {sorted(scales)} and benchmarks {sorted(kinds)} "
+                         f"(expected one of each per table)")
     result = {"table": table, "ablation": ablation["name"], "title": ablation.get("title", ""),
-              "scale": scales.pop(), "rows": rows, "provenance": provenance()}
+              "kind": kinds.pop(), "scale": scales.pop(), "rows": rows,
+              "published": {"source": f"reports/published/{table}.csv", "rows": published} if published else None,
+              "provenance": provenance()}
     write_json(out, result)
     frame = pd.DataFrame([{"variant": r["variant"], "label": r["label"], "scale": r["scale"],
-                           "config_hash": r["config_hash"], **r["scores"]} for r in rows])
+                           "config_hash": r["config_hash"], **r["scores"],
+                           **{f"{m}.ci_lo": ci[0] for m, ci in r["ci"].items()},
+                           **{f"{m}.ci_hi": ci[1] for m, ci in r["ci"].items()}} for r in rows])
     with atomic_path(out.with_suffix(".csv")) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4f")
     return result

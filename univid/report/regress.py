@@ -11,12 +11,20 @@ from univid.io import read_json, write_json
 DEFAULT_TOLERANCE = 0.5  # percentage points: smoke runs are deterministic on one machine, not bit-equal across CPUs
 
 
+def metric_tolerance(row: dict, metric: str, tolerance: float) -> float:
+    """The fixed tolerance, widened to the half-width of the metric's 95% CI where the row has one (Video-QA: a
+    handful of smoke questions, where one flipped judge verdict on another CPU moves accuracy by many points)."""
+    ci = (row.get("ci") or {}).get(metric)
+    return round(max(tolerance, (ci[1] - ci[0]) / 2), 4) if ci else tolerance
+
+
 def baseline_from_results(results: list[dict], tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """A baseline file body from one or more results.json bodies (one per table)."""
     tables = {}
     for res in results:
         tables[res["table"]] = {"scale": res["scale"], "rows": {
-            r["variant"]: {m: {"value": round(float(v), 4), "tolerance": tolerance} for m, v in r["scores"].items()}
+            r["variant"]: {m: {"value": round(float(v), 4), "tolerance": metric_tolerance(r, m, tolerance)}
+                           for m, v in r["scores"].items()}
             for r in res["rows"]}}
     return {"tables": tables}
 

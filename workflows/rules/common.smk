@@ -1,6 +1,7 @@
 # Helpers shared by the rules: job configs by (job, key), and the upstream files a job reads.
 import json
-from univid.workflow import JOB_INPUTS, JOB_OUTPUTS
+from pathlib import Path
+from univid.workflow import JOB_OUTPUTS, job_input_files
 
 JOBS_BY_KEY = {(j["job"], j["key"]): j for j in PLAN["jobs"].values()}
 wildcard_constraints:
@@ -23,14 +24,12 @@ def job_outputs(name):
 
 
 def job_inputs(name):
-    def inputs(w):
-        j = job(name, w.key)
-        return [f"{j['upstream_dirs'][up]}/{f}" for up, files in JOB_INPUTS[name].items() for f in files]
-    return inputs
+    return lambda w: job_input_files(job(name, w.key))
 
 
-def variant_dirs(table, job_name):
-    return {v["name"]: v["jobs"][job_name]["dir"] for v in PLAN["tables"][table]["variants"]}
+def variant_dirs(table):
+    """variant name -> the directory of the job its row reads (evaluate, videoqa or suite)."""
+    return {v["name"]: v["target"]["dir"] for v in PLAN["tables"][table]["variants"]}
 
 
 def lineage(table):
@@ -49,12 +48,27 @@ import dataclasses as _dc
 from univid.workflow import lineage_holes as _lineage_holes
 
 _HOLES = frozenset(_lineage_holes(PLAN["jobs"])) if not workflow.remote_exec else frozenset()
+
+
+def _requested_holes(targets):
+    """Only the holes behind the requested tables (reports/tableN.tex); any other target may need every table."""
+    tables = set()
+    for t in targets or ["reports/all"]:
+        name = Path(str(t)).name
+        if name.endswith(".tex") and name[:-4] in PLAN["tables"]:
+            tables.add(name[:-4])
+        else:
+            return _HOLES
+    dirs = {j["dir"] for t in tables for v in PLAN["tables"][t]["variants"] for j in v["jobs"].values()}
+    return frozenset(h for h in _HOLES if str(Path(h).parent) in dirs or any(h.startswith(d + "/") for d in dirs))
+
+
 if _HOLES:
     _execute = workflow.execute
 
     def _execute_with_holes_forced(*args, **kwargs):
         ds = workflow.dag_settings
-        workflow.dag_settings = _dc.replace(ds, forcerun=frozenset(ds.forcerun) | _HOLES)
+        workflow.dag_settings = _dc.replace(ds, forcerun=frozenset(ds.forcerun) | _requested_holes(ds.targets))
         return _execute(*args, **kwargs)
 
     workflow.execute = _execute_with_holes_forced

@@ -1,0 +1,126 @@
+"""Tables: published rows equal the paper, collect reads every benchmark kind, render mirrors the paper's layouts."""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from univid.config import job_configs, load_ablation, resolve
+from univid.eval.vbench_constants import DIMENSIONS
+from univid.report.collect import collect, load_published
+from univid.report.render import render_table
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT.parent / "shared" / "paper" / "univid-paper.txt"
+QA = ("msvd_qa", "msrvtt_qa", "tgif_frameqa", "activitynet_qa")
+
+
+def _extract_module():
+    spec = importlib.util.spec_from_file_location("extract", ROOT / "reports" / "published" / "extract.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.skipif(not PAPER.is_file(), reason="../shared/paper/univid-paper.txt is not beside the checkout")
+def test_published_csvs_equal_the_paper_text():
+    parsed = _extract_module().parse(PAPER.read_text())
+    assert sorted(parsed) == list(range(1, 11))
+    for n, rows in parsed.items():
+        committed = load_published(f"table{n}")
+        assert [r["label"] for r in committed] == [r["label"] for r in rows], n
+        for c, p in zip(committed, rows):
+            values = {k: float(v) for k, v in p.items() if k not in ("label", "group", "llm_size") and v != ""}
+            assert c["scores"] == pytest.approx(values), (n, c["label"])
+
+
+def test_published_spot_values():
+    t1 = {r["label"]: r for r in load_published("table1")}
+    assert t1["UniVid (Ours)"]["scores"]["total"] == 85.27 and t1["UniVid (Ours)"]["scores"]["imaging_quality"] == 73.03
+    t2 = {r["label"]: r for r in load_published("table2")}
+    assert "msvd_qa.score" not in t2["FrozenBiLM (Yang et al., 2022)"]["scores"]  # printed as "–"
+    assert t2["UniVid (Ours)"]["llm_size"] == "7B" and t2["UniVid (Ours)"]["scores"]["activitynet_qa.accuracy"] == 58.8
+    t10 = {r["label"]: r for r in load_published("table10")}
+    assert t10["Ours-7B"]["group"] == "Unified Models" and t10["Ours-7B"]["scores"]["videomme_sm"] == 78.4
+
+
+def test_every_ablation_variant_names_a_published_row():
+    for path in sorted((ROOT / "ablations").glob("*.yaml")):
+        ab = load_ablation(path)
+        labels = {r["label"] for r in load_published(f"table{ab['table']}")}
+        for v in ab["variants"]:
+            assert v.get("published") in labels, (path.name, v["name"])
+
+
+def _chain(tmp_path: Path, target: str, scores: dict, overrides=None) -> Path:
+    jobs = job_configs(resolve(overrides or {}))
+    for name, job in jobs.items():
+        d = tmp_path / "chain" / name
+        d.mkdir(parents=True, exist_ok=True)
+        job = dict(job, upstream_dirs={u: str(tmp_path / "chain" / u) for u in job["upstream_dirs"]})
+        (d / "job_config.json").write_text(json.dumps(job))
+    (tmp_path / "chain" / target / "scores.json").write_text(json.dumps(scores))
+    return tmp_path / "chain" / target
+
+
+def _qa_scores(acc):
+    return {"benchmarks": {d: {"accuracy": acc, "score": 2.5, "n": 4, "failures": 1,
+                               "ci": {"accuracy": [acc - 10, acc + 10], "score": [2.0, 3.0]}} for d in QA},
+            "judge": {"backend": "transformers:gguf:x", "model": "SmolLM2"}, "roles": {"evaluator": "smollm2"}}
+
+
+def test_videoqa_table_collects_cis_and_renders_published_and_delta(tmp_path):
+    target = _chain(tmp_path, "videoqa", _qa_scores(50.0))
+    out = tmp_path / "t7" / "results.json"
+    res = collect("table7", ROOT / "ablations" / "und_components.yaml", [("full", target)], out)
+    row = res["rows"][0]
+    assert res["kind"] == "videoqa" and row["scores"]["tgif_frameqa.accuracy"] == 50.0
+    assert row["ci"]["msvd_qa.accuracy"] == [40.0, 60.0] and row["published_label"] == "UniVid (Full)"
+    assert row["config"]["understanding"]["reflection"] is True and "tma" in row["config"]  # lineage incl. stage I
+    tex = render_table(out, tmp_path / "table7.tex")
+    measured = next(line for line in tex.splitlines() if line.startswith("UniVid (Full) &") and "tiny" in line)
+    assert measured.count("&") == 8 and "50.0{\\tiny[40.0, 60.0]}" in measured
+    delta = next(line for line in tex.splitlines() if "vs.\\ paper" in line)
+    assert "& -30.1 &" in delta  # 50.0 - 80.1 on MSVD-QA accuracy
+    assert "Scale: smoke" in tex and "Published (paper)" in tex and "\\textbf{80.1}" in tex
+
+
+def test_vbench_table_has_two_blocks_and_bold_best_per_section(tmp_path):
+    scores = {"aggregate": {"total": 50.0, "quality": 60.0, "semantic": 10.0},
+              "dimensions": {d: 0.5 for d in DIMENSIONS}, "backends": {d: "stand-in" for d in DIMENSIONS}}
+    target = _chain(tmp_path, "evaluate", scores)
+    out = tmp_path / "t3" / "results.json"
+    collect("table3", ROOT / "ablations" / "components.yaml", [("full", target)], out)
+    tex = render_table(out, tmp_path / "table3.tex")
+    rows = [line for line in tex.splitlines() if line.startswith("UniVid (Full) &")]
+    assert len(rows) == 4  # published + measured, in each of the two blocks
+    assert rows[0].startswith("UniVid (Full) & \\textbf{85.27}")  # the paper's best, bold within published rows
+    assert rows[1].split("&")[1].strip() == "50.00"  # a single measured row has no "best"
+    assert len([line for line in tex.splitlines() if "vs.\\ paper" in line]) == 2
+
+
+def test_suites_table_groups_and_second_best(tmp_path):
+    scores = {"benchmarks": {"mmlu": {"accuracy": 25.0, "n": 4}, "mmmu": {"accuracy": 50.0, "n": 4},
+                             "videomme": {"accuracy": 30.0, "accuracy_short_medium": 40.0, "n": 4},
+                             "mmbench_video": {"score": 1.0, "n": 4}, "mlvu": {"accuracy": 20.0, "n": 4}}}
+    target = _chain(tmp_path, "suite", scores)
+    out = tmp_path / "t10" / "results.json"
+    res = collect("table10", ROOT / "ablations" / "unified_benchmarks.yaml", [("full", target)], out)
+    assert res["rows"][0]["scores"] == {"mmlu": 25.0, "mmmu": 50.0, "videomme": 30.0, "videomme_sm": 40.0,
+                                        "mmbench_video": 1.0, "mlvu": 20.0}
+    tex = render_table(out, tmp_path / "table10.tex")
+    assert "Frame Num & 32 & 32 & 64 & 64 & 64 & 64" in tex
+    assert "\\textit{Und.Only Models}" in tex and "\\textit{Unified Models}" in tex
+    qwen3 = next(line for line in tex.splitlines() if line.startswith("Qwen3-VL-8B"))
+    assert qwen3.count("\\textbf") == 6  # best everywhere among the Und.Only models
+    ours = next(line for line in tex.splitlines() if line.startswith("Ours-7B"))
+    assert "\\underline{59.41}" in ours or "\\textbf{59.41}" in ours
+    assert re.search(r"Ours-7B & 25\.00 & 50\.00", tex)
+
+
+def test_collect_rejects_a_variant_not_in_the_ablation(tmp_path):
+    target = _chain(tmp_path, "videoqa", _qa_scores(50.0))
+    with pytest.raises(ValueError, match="variant 'nope' is not in"):
+        collect("table7", ROOT / "ablations" / "und_components.yaml", [("nope", target)], tmp_path / "r.json")
