@@ -42,7 +42,9 @@ clean-results:
 # fetched separately (`univid weights fetch`, or pre-staged and checked with `univid weights verify`).
 # vbench2_beta_long also imports scenedetect, moviepy<2 and dreamsim, which vbench 0.1.5 does not declare, and writes
 # its clips with torchvision.io.write_video (PyAV; removed in torchvision 0.24), hence av and the torch pin
-# (VBENCH_TORCH picks another build, e.g. for another CUDA).
+# (VBENCH_TORCH picks another build, e.g. for another CUDA). dreamsim (dev_flag) imports peft, whose releases after
+# 0.5 need a newer transformers than vbench's 4.33.2. The GRiT dimensions (object_class, multiple_objects, color,
+# spatial_relationship) also need detectron2, which has no wheel on PyPI: build it into this venv for those.
 VBENCH_VENV  ?= .venv-vbench
 VBENCH_TORCH ?= torch==2.8.0 torchvision==0.23.0
 .PHONY: vbench-env eval-bench
@@ -53,8 +55,10 @@ $(VBENCH_VENV)/.installed:
 	test -x $(VBENCH_VENV)/bin/python || $(PYTHON) -m venv $(VBENCH_VENV)
 	$(VBENCH_VENV)/bin/python -m pip install -q "setuptools<81" wheel
 	$(VBENCH_VENV)/bin/python -m pip install -q $(VBENCH_TORCH)
-	$(VBENCH_VENV)/bin/python -m pip install -q vbench==0.1.5 scenedetect "moviepy<2" dreamsim av $(VBENCH_TORCH)
-	$(VBENCH_VENV)/bin/python -c "import vbench, vbench2_beta_long"
+	$(VBENCH_VENV)/bin/python -m pip install -q vbench==0.1.5 scenedetect "moviepy<2" dreamsim peft==0.5.0 av \
+		$(VBENCH_TORCH)
+	$(VBENCH_VENV)/bin/python -c "import vbench, vbench2_beta_long, vbench2_beta_long.subject_consistency, \
+		vbench2_beta_long.background_consistency, vbench.human_action, vbench.scene"
 	touch $@
 
 eval-bench: setup

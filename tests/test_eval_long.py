@@ -57,10 +57,14 @@ def test_scene_detection_splits_at_cuts_only():
     assert video_clips(a, 8, 2, scene_detection=False) == [(0, 16), (16, 32), (24, 40)]
 
 
-def test_pooling_is_mean_of_video_means_with_official_fallback():
+def test_pooling_is_the_mean_over_clips_as_the_official_total_with_fallback():
+    # vbench 0.1.5 scores every clip as its own entry; its total is the mean over clip entries (a run of the
+    # official code gave 0.9590 where a mean of video means gives 0.9528)
     per_video = {"v0": {"score": 0.5, "clips": [[0.4, 1], [0.6, 1]]}, "v1": {"score": 0.9, "clips": [[0.9, 1]]},
                  "v2": {"score": None, "clips": [[None, 1]]}}
-    assert pool_long("color", per_video) == pytest.approx(0.7)
+    assert pool_long("color", per_video) == pytest.approx((0.4 + 0.6 + 0.9) / 3)
+    fused = {"v0": {"score": 0.5, "fused": 0.6, "clips": [[0.4, 1], [0.6, 1]]}, "v1": {"score": 0.9, "clips": [[0.9, 1]]}}
+    assert pool_long("color", fused) == pytest.approx((0.6 + 0.9) / 2)  # a fused video is one entry
     # subject consistency with no video of two clips: the in-clip pooled score (pair-weighted over clips)
     single = {"v0": {"score": 0.8, "clips": [[0.8, 3]]}, "v1": {"score": 0.2, "clips": [[0.2, 1]]}}
     assert pool_long("subject_consistency", single) == pytest.approx((0.8 * 3 + 0.2) / 4)

@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-COMMAND_MODULES: list[str] = ["generation", "understanding", "evaluation", "reproduce"]  # e.g. "understanding" -> univid/commands/understanding.py
+COMMAND_MODULES: list[str] = ["generation", "understanding", "evaluation", "reproduce", "suites"]  # e.g. "understanding" -> univid/commands/understanding.py
 
 
 def _full_config(args) -> dict:
@@ -153,7 +153,8 @@ def cmd_generate_suite(args) -> None:
     job, cfg = _job(args, "generate")
     out = Path(args.out or job["dir"])
     curate_dir = _upstream(job, "curate", args.curate)
-    weights = Path(args.weights or Path(_upstream(job, "stage3", None)) / "final" / "weights.safetensors")
+    stage = f"stage{cfg['sampling']['from_stage']}"  # stage III (joint) or stage I weights (paper Table 6)
+    weights = Path(args.weights or Path(_upstream(job, stage, None)) / "final" / "weights.safetensors")
     entries = read_json(curate_dir / "prompts.json")
     comp = build(cfg)
     load_weights(comp.model, weights)
@@ -178,7 +179,7 @@ def cmd_evaluate(args) -> None:
     from univid.eval.cache import EvalCache
     from univid.eval.results import eval_metadata
     from univid.eval.scorers import default_context
-    from univid.eval.vbench_eval import score_video_dir
+    from univid.eval.vbench_eval import backend_options, score_video_dir
     from univid.io import read_json
 
     job, cfg = _job(args, "evaluate")
@@ -199,7 +200,7 @@ def cmd_evaluate(args) -> None:
     result = score_video_dir(gen_dir / "videos", curate_dir / "prompts.json", out / "scores.json",
                              dims=None if dims == "all" else dims,
                              samples_per_prompt=s["samples_per_prompt"], ctx=ctx, long=vb.get("long"),
-                             cache=cache, checks=checks, extra=extra)
+                             cache=cache, checks=checks, extra=extra, **backend_options(vb))
     _write_job_config(out, job)
     agg, c = result["aggregate"], result["counts"]
     name = f"VBench{'-Long' if result['protocol'] == 'vbench-long' else ''} ({cfg['scale']})"
@@ -236,15 +237,22 @@ def cmd_track(args) -> None:
     from univid.track.mlflow_log import log_table
 
     runs = log_table(Path(args.results), Path(args.out), tracking_uri=args.tracking_uri,
-                     prefix=args.experiment_prefix)
-    print(f"MLflow: {len(runs)} runs in experiment {runs[0]['experiment'] if runs else '-'}")
+                     prefix=args.experiment_prefix, artifacts=[Path(a) for a in args.artifact])
+    print(f"MLflow: parent run {runs[0]['parent_run_id']} with {len(runs)} variant runs in experiment "
+          f"{runs[0]['experiment']}")
 
 
 def cmd_report(args) -> None:
     from univid.report.render import render_table
 
     render_table(Path(args.results), Path(args.out), template=args.template)
-    print(f"wrote {args.out}")
+    if args.mlflow:
+        from univid.track.mlflow_log import log_to_parent
+
+        run_id = log_to_parent(Path(args.mlflow), Path(args.out))
+        print(f"wrote {args.out} (logged to MLflow run {run_id})")
+    else:
+        print(f"wrote {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -308,17 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="results.json (results.csv is written beside it)")
     sp.set_defaults(fn=cmd_collect)
 
-    sp = sub.add_parser("track", help="log a table's variants to MLflow (one experiment per table, one run per variant)")
+    sp = sub.add_parser("track", help="log a table to MLflow (one experiment per table, a parent run with one child run per variant)")
     sp.add_argument("--results", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
     sp.add_argument("--experiment-prefix", default="univid")
+    sp.add_argument("--artifact", action="append", default=[], metavar="PATH",
+                    help="a file or directory (the table's .tex, its plots) to log on the parent run; repeatable")
     sp.set_defaults(fn=cmd_track)
 
     sp = sub.add_parser("report", help="render a table as LaTeX through its Jinja template")
     sp.add_argument("--results", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--template")
+    sp.add_argument("--mlflow", help="the table's mlflow.json (written by `univid track`): log the .tex to its parent run")
     sp.set_defaults(fn=cmd_report)
 
     # Verbs of other areas live in their own modules (univid/commands/<area>.py), each with register(sub, cfg_args).

@@ -9,8 +9,9 @@ What the official long evaluation does, and what this module reproduces:
   ending at the last frame (it borrows the frames it lacks from the clip before);
 - optional scene detection first (`--use_semantic_splitting`: PySceneDetect ContentDetector, threshold 35): each
   detected scene is split into clips as above; no cut found means the whole video;
-- `reorganize_clips_results`: a long video's score is the mean of its clips' scores, a dimension's score the mean over
-  long videos (clips without a score, colour's "object never seen", are left out);
+- every clip is scored as its own entry, so a dimension's total is the mean over clip entries, i.e. per-video scores
+  weighted by clip count (`reorganize_clips_results` adds per-long-video means beside it; clips without a score,
+  colour's "object never seen", are left out);
 - subject/background consistency: when no video has two clips, the official code falls back to the in-clip pooled
   score (pair-weighted over all clips); with `dev_flag` each video's score becomes
   w_inclip * in-clip + w_clip2clip * mapped(clip-to-clip), clip-to-clip being the consistency of the sequence of the
@@ -127,10 +128,14 @@ def pool_long(dim: str, per_video: dict[str, dict]) -> float:
     """A dimension's score from {video: {"score", "clips": [[score, weight], ...], "fused"?}} (see module doc)."""
     if dim not in DIMENSIONS:
         raise ValueError(f"dimension {dim!r}: unknown (expected one of {', '.join(DIMENSIONS)})")
-    values = [v.get("fused", v["score"]) for v in per_video.values() if v["score"] is not None]
     if dim in ("subject_consistency", "background_consistency") and per_video \
             and all(len(v["clips"]) < 2 for v in per_video.values()):
         clips = [c for v in per_video.values() for c in v["clips"] if c[0] is not None]
         total = sum(w for _, w in clips)
         return sum(s * w for s, w in clips) / total if total else 0.0
-    return float(np.mean(values)) if values else 0.0
+    # vbench 0.1.5 keys every clip separately (one per long video only when dev_flag fuses it), so its total is the
+    # mean over clip entries: per-video scores weighted by their clip count (checked against the official run).
+    scored = [(v.get("fused", v["score"]), 1 if "fused" in v else max(1, len(v["clips"])))
+              for v in per_video.values() if v["score"] is not None]
+    total = sum(w for _, w in scored)
+    return float(sum(s * w for s, w in scored) / total) if total else 0.0

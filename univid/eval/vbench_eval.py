@@ -63,13 +63,15 @@ def _frames_fps(video: Any, default_fps: float | None, name: str) -> tuple[np.nd
     raise ValueError(f"{name}: video of type {type(video).__name__} (expected uint8 [T,H,W,3] frames or a Video)")
 
 
+BACKENDS = ("standin", "official")
 LONG_DEFAULTS = {"enabled": False, "clip_length": "mix", "scene_detection": False, "scene_threshold": 35.0,
                  "dev_flag": False, "static_filter": False}
 _FUSED = ("subject_consistency", "background_consistency")
 
 
-def long_settings(long: Mapping | None) -> dict | None:
-    """The VBench-Long flags (eval.vbench.long) completed with defaults; None when long evaluation is off."""
+def long_settings(long: Mapping | None, official: bool = False) -> dict | None:
+    """The VBench-Long flags (eval.vbench.long) completed with defaults; None when long evaluation is off.
+    official: flags for the official backend (univid.eval.vbench_official), which runs the RAFT static filter."""
     if not long:
         return None
     unknown = sorted(set(long) - set(LONG_DEFAULTS))
@@ -78,7 +80,7 @@ def long_settings(long: Mapping | None) -> dict | None:
     settings = {**LONG_DEFAULTS, **long}
     if not settings["enabled"]:
         return None
-    if settings["static_filter"]:
+    if settings["static_filter"] and not official:
         # vbench2_beta_long's static filter drops near-static clips from temporal_flickering with RAFT flow.
         raise ValueError("eval.vbench.long.static_filter: true needs RAFT weights (expected false here; the official "
                          "filter runs only through the official vbench environment, `make vbench-env`)")
@@ -86,6 +88,15 @@ def long_settings(long: Mapping | None) -> dict | None:
         raise ValueError(f"eval.vbench.long.clip_length {settings['clip_length']!r}: unknown "
                          f"(expected one of {CLIP_LENGTH_MODES})")
     return settings
+
+
+def cache_key(vhash: str, dim: str, backend: str, entry: dict, long: dict | None, seconds: int | None,
+              default_fps: float | None = None) -> str:
+    """A raw score's cache key: video content, dimension, backend id, prompt entry and the long flags that change
+    this dimension's score (dev_flag touches only subject/background consistency)."""
+    flags = None if long is None else {**{k: v for k, v in long.items() if k != "dev_flag" or dim in _FUSED},
+                                       "seconds": seconds}
+    return key_of(video=vhash, dimension=dim, backend=backend, entry=entry, default_fps=default_fps, long=flags)
 
 
 def _score_one(frames: np.ndarray, fps: float | None, dim: str, entry: dict, ctx: ScoringContext,
@@ -148,10 +159,7 @@ def score_videos(entries: list[dict], videos: Mapping[str, list] | Loader, dims:
                 needs.setdefault(name, (e["prompt_en"], i, {}))[2].setdefault(d, e)
 
     def key(vhash: str, d: str, e: dict, seconds: int | None) -> str:
-        # The long flags that change this dimension's raw score (dev_flag touches only the fused two).
-        flags = None if long is None else {**{k: v for k, v in long.items() if k != "dev_flag" or d in _FUSED},
-                                           "seconds": seconds}
-        return key_of(video=vhash, dimension=d, backend=backends[d], entry=e, default_fps=fps, long=flags)
+        return cache_key(vhash, d, backends[d], e, long, seconds, fps)
 
     counts = {"videos": len(needs), "videos_decoded": 0, "scored": 0, "cached": 0}
     records: dict[tuple[str, str], dict] = {}
@@ -184,6 +192,23 @@ def score_videos(entries: list[dict], videos: Mapping[str, list] | Loader, dims:
                 counts["cached"] += 1
             records[(name, d)] = rec
 
+    if long and long["dev_flag"]:
+        for d in set(_FUSED) & set(wanted):
+            backends[d] += f"+dev_flag-clip2clip:{backends[d].split('+standin:')[-1]}-for-" + \
+                           ("dinov2" if d == "subject_consistency" else "dreamsim")
+    deviations = ["clips sliced from decoded frames, not re-encoded", "scene clips attributed to their source video"]
+    return pool_results(entries, wanted, names_of, records, long, backends, counts,
+                        scene_detector=SCENE_DETECTOR_ID, deviations=deviations)
+
+
+def pool_results(entries: list[dict], wanted: list[str], names_of: Callable[[str], list[tuple[str, int]]],
+                 records: Mapping[tuple[str, str], dict], long: dict | None, backends: dict, counts: dict, *,
+                 scene_detector: str, deviations: list[str],
+                 long_pool: Callable[[str, dict], float] = pool_long) -> dict:
+    """Per-video rows, per-dimension scores pooled as VBench pools them, and the aggregate, from per-(video,
+    dimension) records {"score", "weight"} (+ "clips", "clip2clip", "fused" under VBench-Long); shared by the
+    stand-in and the official backends (long_pool: how long videos pool into a dimension, see
+    vbench_official.pool_official_long)."""
     per_video = []
     for e in entries:
         for d in (d for d in e["dimension"] if d in wanted):
@@ -204,7 +229,7 @@ def score_videos(entries: list[dict], videos: Mapping[str, list] | Loader, dims:
         unscored[d] = len(rows) - len(scored)
         if long:
             # VBench-Long groups clips by long video (a video listed by two entries counts once) and averages.
-            dimensions[d] = pool_long(d, {r["video"]: records[(r["video"], d)] for r in rows})
+            dimensions[d] = long_pool(d, {r["video"]: records[(r["video"], d)] for r in rows})
             continue
         total_weight = sum(r["weight"] for r in scored)
         # Only color can leave a video out (the object never appeared). If it leaves out every video there is no
@@ -212,10 +237,6 @@ def score_videos(entries: list[dict], videos: Mapping[str, list] | Loader, dims:
         # in "unscored", where VBench would divide by zero.
         dimensions[d] = sum(r["score"] * r["weight"] for r in scored) / total_weight if total_weight else 0.0
 
-    if long and long["dev_flag"]:
-        for d in set(_FUSED) & set(wanted):
-            backends[d] += f"+dev_flag-clip2clip:{backends[d].split('+standin:')[-1]}-for-" + \
-                           ("dinov2" if d == "subject_consistency" else "dreamsim")
     return {
         "per_video": per_video,
         "dimensions": dimensions,
@@ -223,12 +244,22 @@ def score_videos(entries: list[dict], videos: Mapping[str, list] | Loader, dims:
         "unscored": unscored,
         "aggregate": aggregate(dimensions) if set(wanted) == set(DIMENSIONS) else None,
         "protocol": "vbench-long" if long else "vbench",
-        "long": None if long is None else {**long, "scene_detector": SCENE_DETECTOR_ID if long["scene_detection"]
-                                           else None,
-                                           "deviations": ["clips sliced from decoded frames, not re-encoded",
-                                                          "scene clips attributed to their source video"]},
+        "long": None if long is None else {**long, "scene_detector": scene_detector if long["scene_detection"]
+                                           else None, "deviations": deviations},
         "counts": counts,
     }
+
+
+def backend_options(vbench_cfg: Mapping) -> dict:
+    """score_video_dir's backend keywords from eval.vbench: backend, and for "official" the vbench environment's
+    python and the weights root (null: $VBENCH_CACHE_DIR, else ~/.cache/vbench)."""
+    backend = vbench_cfg.get("backend", "standin")
+    if backend not in BACKENDS:
+        raise ValueError(f"eval.vbench.backend {backend!r}: unknown (expected one of {', '.join(BACKENDS)})")
+    if backend == "standin":
+        return {"backend": backend}
+    return {"backend": backend, "official": {"python": vbench_cfg.get("official_python"),
+                                             "weights_root": vbench_cfg.get("official_weights")}}
 
 
 def _expected_names(entries: list[dict], wanted: list[str] | None, samples_per_prompt: int) -> list[str]:
@@ -242,13 +273,19 @@ def score_video_dir(video_dir: str | os.PathLike, prompt_suite_json: str | os.Pa
                     out_json: str | os.PathLike, dims: list[str] | None = None, samples_per_prompt: int = 1,
                     ctx: ScoringContext | None = None, *, long: Mapping | None = None,
                     cache: EvalCache | None = None, checks: Mapping | None = None,
-                    extra: Mapping | None = None) -> dict:
+                    extra: Mapping | None = None, backend: str = "standin",
+                    official: Mapping | None = None) -> dict:
     """Score `{video_dir}/{prompt_en}-{i}.mp4` (i < samples_per_prompt) for the suite; write the result atomically.
 
     checks: {"num_frames", "fps", "min_duration_s"} (any may be None) - every video is checked first (naming, frame
     count, fps, duration; univid.eval.checks) and nothing is scored on a mismatch. cache: see score_videos; video
     files are keyed by their sha256. extra: fields merged into the written JSON (config, provenance, ...).
+    backend (eval.vbench.backend): "standin" scores in process (univid.eval.scorers); "official" runs vbench 0.1.5
+    in its own environment (univid.eval.vbench_official; official: its keyword arguments, e.g. python, device,
+    weights_root). Both pool through pool_results, so the written JSON has one shape.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"eval.vbench.backend {backend!r}: unknown (expected one of {', '.join(BACKENDS)})")
     from univid.data.video import read_video, video_info
 
     video_dir = Path(video_dir)
@@ -283,9 +320,17 @@ def score_video_dir(video_dir: str | os.PathLike, prompt_suite_json: str | os.Pa
             check_info(str(video_dir / n), infos[n], num_frames=checks.get("num_frames"), fps=checks.get("fps"),
                        min_duration_s=checks.get("min_duration_s") or 0.0)
 
-    result = score_videos(entries, lambda prompt, i: read_video(video_dir / video_name(prompt, i)), wanted,
-                          samples_per_prompt=samples_per_prompt, ctx=ctx, long=long, cache=cache,
-                          video_hashes=hashes)
+    if backend == "official":
+        from univid.eval.vbench_official import score_official
+
+        result = score_official(entries, video_dir, prompt_suite_json, wanted,
+                                lambda prompt: [(video_name(prompt, i), i) for i in range(samples_per_prompt)],
+                                long=long_settings(long, official=True), samples_per_prompt=samples_per_prompt,
+                                cache=cache, hashes=hashes, work_dir=Path(out_json).parent, **(official or {}))
+    else:
+        result = score_videos(entries, lambda prompt, i: read_video(video_dir / video_name(prompt, i)), wanted,
+                              samples_per_prompt=samples_per_prompt, ctx=ctx, long=long, cache=cache,
+                              video_hashes=hashes)
     result.update({"video_dir": str(video_dir), "prompt_suite": str(prompt_suite_json),
                    "samples_per_prompt": samples_per_prompt})
     if hashes is not None:

@@ -1,10 +1,17 @@
 """Pre-staging the official VBench weights: fetch (where the machine has internet) and verify (offline) against the
-manifest `benchmarks/vbench_weights.json` (paths relative to $VBENCH_CACHE_DIR, size and sha256 per file)."""
+manifest `benchmarks/vbench_weights.json` (paths relative to $VBENCH_CACHE_DIR, size and sha256 per file).
+
+An entry lists the file as the official code reads it. "archive" {"format": "zip", "member"}: the URL is an archive
+that vbench unpacks (and deletes), so fetch extracts the member. "copy_of": the same bytes another entry fetches,
+needed at a second place (DINO's checkpoint, which torch.hub reads from TORCH_HOME)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import urllib.request
+import zipfile
 from pathlib import Path
 
 from univid.eval.cache import file_sha256
@@ -42,17 +49,44 @@ def verify_file(entry: dict, root: Path) -> dict:
     if entry["size"] is not None and size != entry["size"]:
         return {**out, "status": "size-mismatch", "detail": f"{size} bytes (expected {entry['size']})"}
     if entry["sha256"] is None and not entry.get("sha256_prefix"):
-        return {**out, "status": "unpinned", "size": size}
+        return {**out, "status": "unpinned", "size": size, "detail": "no sha256 in the manifest"}
     digest = file_sha256(path)
     want = entry["sha256"] or entry["sha256_prefix"]
     if not digest.startswith(want):
         return {**out, "status": "sha256-mismatch", "detail": f"sha256 {digest} (expected {want})"}
-    return {**out, "status": "ok" if entry["sha256"] and entry["size"] is not None else "unpinned",
-            "size": size, "sha256": digest}
+    if entry["sha256"] is None:  # a publisher's 8-hex prefix is a check, not a pin
+        return {**out, "status": "unpinned", "size": size, "sha256": digest,
+                "detail": f"only the sha256 prefix {want} is known"}
+    return {**out, "status": "ok", "size": size, "sha256": digest}
 
 
 def verify(manifest: dict, root: Path, names: list[str] | None = None) -> list[dict]:
     return [verify_file(e, root) for e in manifest["files"] if not names or e["name"] in names]
+
+
+def _download(url: str, dest: Path) -> None:
+    with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as f:
+        while block := resp.read(1 << 20):
+            f.write(block)
+
+
+def _materialize(entry: dict, root: Path, by_name: dict[str, dict]) -> None:
+    """Put one missing file in place, atomically: a copy of a present sibling, an archive member, or the URL."""
+    path = root / entry["path"]
+    src = by_name.get(entry.get("copy_of") or "")
+    with atomic_path(path) as tmp:
+        if src is not None and (root / src["path"]).is_file():
+            shutil.copyfile(root / src["path"], tmp)
+        elif entry.get("archive"):
+            arc = entry["archive"]
+            if arc.get("format") != "zip":
+                raise ValueError(f"{entry['name']}: archive format {arc.get('format')!r} (expected 'zip')")
+            with tempfile.TemporaryDirectory(dir=path.parent) as d:
+                _download(entry["url"], Path(d) / "archive.zip")
+                with zipfile.ZipFile(Path(d) / "archive.zip") as z, z.open(arc["member"]) as m, open(tmp, "wb") as f:
+                    shutil.copyfileobj(m, f)
+        else:
+            _download(entry["url"], tmp)
 
 
 def fetch(manifest: dict, root: Path, names: list[str] | None = None, pin: bool = False,
@@ -60,15 +94,13 @@ def fetch(manifest: dict, root: Path, names: list[str] | None = None, pin: bool 
     """Download what is missing (atomically), then verify; with pin, record size and sha256 of unpinned files in
     the manifest (only where no pin exists: a pinned file that does not match is an error, never re-pinned)."""
     results = []
+    by_name = {e["name"]: e for e in manifest["files"]}
     for e in manifest["files"]:
         if names and e["name"] not in names:
             continue
         path = root / e["path"]
         if not path.is_file():
-            with atomic_path(path) as tmp, urllib.request.urlopen(e["url"], timeout=60) as resp:
-                with open(tmp, "wb") as f:
-                    while block := resp.read(1 << 20):
-                        f.write(block)
+            _materialize(e, root, by_name)
         r = verify_file(e, root)
         if pin and r["status"] == "unpinned":
             e["size"], e["sha256"] = path.stat().st_size, file_sha256(path)
