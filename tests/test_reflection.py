@@ -82,6 +82,33 @@ def test_mmr_is_swap_optimal_and_never_worse_than_greedy_on_random_sets():
         assert value <= retrieval.mmr_objective(embeds, sim, _brute_force_eq9(embeds, sim, list(range(n)), k, 0.5))
 
 
+def test_mmr_exact_by_enumeration_equals_brute_force_and_says_so():
+    """Eq. 9 is an exact subset argmax whenever C(n, k) <= 20000 (enumerated, vectorised); beyond that the
+    greedy+swap search is used and named."""
+    rng = np.random.default_rng(1)
+    for n, k in [(8, 3), (10, 4), (12, 6), (9, 1), (7, 6)]:
+        embeds = _unit(rng.normal(size=(n, 3)))
+        sim = retrieval.similarities(embeds, _unit(rng.normal(size=(1, 3)))[0])
+        for lam in (0.0, 0.3, 0.5, 1.0):
+            got, method = retrieval.mmr_select(embeds, sim, list(range(n)), k, lam)
+            assert method == retrieval.MMR_EXACT
+            want = _brute_force_eq9(embeds, sim, list(range(n)), k, lam)
+            assert np.isclose(retrieval.mmr_objective(embeds, sim, got, lam),
+                              retrieval.mmr_objective(embeds, sim, want, lam), atol=1e-12)
+            assert got == sorted(got) and len(set(got)) == k
+    # Hand-made: a subset of a working set, never frames outside it.
+    embeds, query = MMR_CASES[1]
+    sim = retrieval.similarities(embeds, np.asarray(query))
+    got, method = retrieval.mmr_select(embeds, sim, [0, 1, 2, 3, 5], 3)
+    assert set(got) <= {0, 1, 2, 3, 5} and got == _brute_force_eq9(embeds, sim, [0, 1, 2, 3, 5], 3, 0.5)
+    # C(64, 32) subsets: the greedy+swap search, recorded as such.
+    big = _unit(rng.normal(size=(64, 8)))
+    sim = retrieval.similarities(big, _unit(rng.normal(size=(1, 8)))[0])
+    chosen, method = retrieval.mmr_select(big, sim, list(range(64)), 32)
+    assert method == retrieval.MMR_GREEDY_SWAP and len(chosen) == 32
+    assert retrieval.mmr_select(big, sim, list(range(20)), 3)[1] == retrieval.MMR_EXACT  # C(20, 3) = 1140
+
+
 def test_mmr_prefers_diverse_frames_over_near_duplicates():
     embeds, query = MMR_CASES[0]
     sim = retrieval.similarities(embeds, np.asarray(query, dtype=float))
@@ -182,8 +209,13 @@ def cfg(tmp_path_factory):
     from univid.config import resolve
 
     tmp = tmp_path_factory.mktemp("cache")
-    return resolve(overrides={"understanding": {"cache_dir": str(tmp / "pool"), "actor": {"max_new_tokens": 4}},
-                              "llm": {"cache_path": str(tmp / "llm.sqlite")}})
+    # The paper's pool, schedules and R (smoke scale shortens them to keep the workflow fast).
+    paper_loop = {"pool_size": 64, "seed_frames": 16, "static_schedule": [4, 8, 16], "dynamic_schedule": [64, 32, 16],
+                  "max_rounds": 3, "uniform_frames": 16, "json_retries": 1}
+    return resolve(overrides={"understanding": {"cache_dir": str(tmp / "pool"), "actor": {"max_new_tokens": 4},
+                                                **paper_loop},
+                              "llm": {"cache_path": str(tmp / "llm.sqlite"), "stand_ins": {"deepseek-v3.1": "smollm2-135m",
+                                      "qwen-plus": "smollm2-135m", "gpt-4o": "smollm2-135m"}}})
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +278,8 @@ def test_dynamic_route_shrinks_64_32_16_then_falls_back_after_three_rounds(syste
     r1, r2, r3 = (set(r["frames"]) for r in trace["rounds"])
     assert r3 <= r2 <= r1  # shrink only prunes
     assert llm.count("evaluate") == 3 and llm.count("reflect") == 2  # no Reflector after the last round
+    # Round 1 keeps all 64 (the only subset); 64 -> 32 and 32 -> 16 are beyond enumeration: greedy+swap, recorded.
+    assert [r["selection"] for r in trace["rounds"]] == ["mmr-exact", "mmr-greedy-swap", "mmr-greedy-swap"]
     assert trace["answer"] == trace["fallback_answer"]
     assert trace["counts"]["rounds"] == 3
     _rounds_ok(trace, 64)
@@ -306,6 +340,68 @@ def test_frame_pool_encoded_once_then_reused(system, clip, tmp_path):
         direct = system.actor.mllm.vit_tokens(frames).flatten(0, 1)
         cached = system.actor.visual_tokens(p1, [3, 40])[0]
     assert torch.allclose(direct, cached, atol=1e-5)
+
+
+def test_actor_is_asked_in_the_stage2_sft_chat_format(system, clip):
+    """The Actor's input is exactly what stage II trained on: the chat template around "<video>\n<question>", the
+    visual tokens at the <video> placeholder, an open assistant turn; C_g goes in a system turn."""
+    import torch
+
+    from univid.reflection.frame_pool import load_pool
+    from univid.train.conversation import assemble, conversation_pieces
+
+    actor = system.actor
+    tok = actor.comp.tokenizer
+    pool = load_pool(clip, system.encoder, 64, system.u["cache_dir"])
+    visual = actor.visual_tokens(pool, [2, 9, 30])
+    q = "What color is the square?"
+    pieces = conversation_pieces(tok, [{"from": "human", "value": "<video>\n" + q}], add_generation_prompt=True)
+    want, _ = assemble(pieces, visual[0], actor.mllm.embed_text)
+    with torch.no_grad():
+        got = actor.prompt_embeds(visual, q)[0]
+    assert torch.equal(got, want)
+    kinds = [p.kind for p in pieces]
+    assert kinds.count("video") == 1 and kinds[0] == "text"  # placeholder inside the user turn, after its header
+    text = tok.decode([i for p in pieces if p.kind == "text" for i in p.ids])
+    assert text.rstrip().endswith("assistant") and "<video>" not in text and q in text
+    # With C_g: a system turn carries it; the user turn is unchanged.
+    sys_pieces = conversation_pieces(tok, [{"from": "system", "value": render("actor", global_caption="a red square")},
+                                           {"from": "human", "value": "<video>\n" + q}], add_generation_prompt=True)
+    want_sys, _ = assemble(sys_pieces, visual[0], actor.mllm.embed_text)
+    with torch.no_grad():
+        got_sys = actor.prompt_embeds(visual, q, system=render("actor", global_caption="a red square"))[0]
+    assert torch.equal(got_sys, want_sys)
+    assert "Global caption (may miss fine details): a red square" in tok.decode(sys_pieces[0].ids)
+
+
+def test_encoders_switch_changes_what_the_actor_sees(system, clip):
+    """understanding.encoders (Table 9): ViT patch tokens, VAE latent tokens (cached per pool frame, by VAE digest),
+    or both; the Actor's id changes with it; retrieval is unchanged."""
+    from univid.reflection.actor import UniVidActor
+
+    base = system.actor
+    system.u = {**system.u, "reflection": False}
+    seen, ids = {}, set()
+    try:
+        for enc in ("vit", "vae", "vit+vae"):
+            system.actor = UniVidActor(base.comp, {"spec": "test"}, max_new_tokens=2, cache=None, encoders=enc,
+                                       cache_dir=system.u["cache_dir"])
+            trace = system.ask(clip, "What color is the square?")
+            seen[enc] = (trace["counts"]["actor_vit_tokens"], trace["counts"]["actor_vae_tokens"])
+            ids.add(system.actor.actor_id)
+            assert trace["rounds"][0]["selection"] == "uniform"
+        vae_enc = system.actor.vae_encoder
+        passes = vae_enc.passes
+        system.ask(clip, "What shape is it?")  # the VAE latents of the pool are cached: no VAE pass
+        assert vae_enc.passes == passes
+    finally:
+        system.actor = base
+        system.u = {**system.u, "reflection": True}
+    k = 16  # uniform_frames; the tiny ViT (32 px, patch 8) and VAE (64 px / 16) both give 16 tokens per frame
+    assert seen == {"vit": (16 * k, 0), "vae": (0, 16 * k), "vit+vae": (16 * k, 16 * k)}
+    assert len(ids) == 3
+    with pytest.raises(ValueError, match="understanding.encoders"):
+        UniVidActor(base.comp, {}, encoders="clip")
 
 
 def test_rerun_makes_zero_calls(system, clip):
@@ -393,7 +489,10 @@ def test_univid_ask_end_to_end_on_an_mp4(any_video, tmp_path, capsys):
     rec = trace["rounds"][0]
     assert len(rec["frames"]) == 4 and rec["frames"] == sorted(rec["frames"])
     assert set(rec) >= {"frames", "timestamps", "search_text", "score", "verdict"} and rec["score"] == 0.8
-    assert trace["counts"]["vision_encoder_passes"] == 1 and trace["counts"]["frames_encoded"] == 64
+    from univid.config import resolve
+
+    pool = resolve({})["understanding"]["pool_size"]  # the smoke preset's N
+    assert trace["counts"]["vision_encoder_passes"] == 1 and trace["counts"]["frames_encoded"] == pool
     assert trace["counts"]["llm_calls"] == 3  # summarizer, classifier, evaluator
 
 

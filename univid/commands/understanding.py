@@ -1,4 +1,5 @@
-"""`univid ask VIDEO "question" [--trace trace.json]`: answer a question about a video with Pyramid Reflection."""
+"""Understanding verbs: `univid ask VIDEO "question"` (Pyramid Reflection on one video) and `univid evaluate-qa`
+(the `videoqa` job: Video-QA benchmarks answered with Pyramid Reflection, judged, scored with clustered CIs)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,37 @@ def cmd_ask(args) -> None:
                           "scale": cfg["scale"]}))
 
 
+def cmd_evaluate_qa(args) -> None:
+    from univid.cli import _job, _upstream, _write_job_config
+    from univid.eval.videoqa_run import run_videoqa
+
+    job, cfg = _job(args, "videoqa")
+    out = Path(args.out or job["dir"])
+    weights = None
+    if args.weights:
+        weights = Path(args.weights)
+    elif cfg["understanding"]["weights"] == "stage3":
+        weights = _upstream(job, "stage3", None) / "final" / "weights.safetensors"
+    if weights is not None and not weights.is_file():
+        raise FileNotFoundError(f"{weights}: Actor weights not found (expected a trained UniVid .safetensors, or "
+                                f"understanding.weights=none)")
+    _write_job_config(out, job)
+    scores = run_videoqa(job, cfg, out, weights, progress=not args.quiet)
+    c = scores["counts"]
+    cells = " ".join(f"{ds} {b['accuracy']:.1f}%/{b['score']:.2f}" for ds, b in scores["benchmarks"].items())
+    print(f"Video-QA ({cfg['scale']}): {cells} [judge {scores['judge']['name']}; {c['asked']} asked, "
+          f"{c['predictions_resumed']} resumed, {c['total_llm_calls']} LLM calls, {c['actor_calls']} Actor calls, "
+          f"{c['wall_s']:.1f}s] -> {out / 'scores.json'}")
+
+
 def register(sub, cfg_args) -> None:
+    sp = sub.add_parser("evaluate-qa", help="the videoqa job: Video-QA benchmarks with Pyramid Reflection, judged")
+    cfg_args(sp)
+    sp.add_argument("--out", help="job directory (default: the config's videoqa job directory)")
+    sp.add_argument("--weights", help="Actor weights (default: the stage III output when understanding.weights is "
+                    "stage3)")
+    sp.set_defaults(fn=cmd_evaluate_qa)
+
     sp = sub.add_parser("ask", help="answer a question about a video (Pyramid Reflection; prints the answer)")
     cfg_args(sp, job=False)
     sp.add_argument("video")

@@ -9,7 +9,9 @@ lie in 0..5. A reply that gives no usable verdict, or a backend that keeps faili
 ("no", 0), as lmms-eval does, and counted in `failures`. Accuracy = yes / (yes + no) * 100; score = mean integer.
 
 The judge is any object with `generate(prompt, system=None, **decoding) -> str` (JudgeBackend); its `backend_id`
-and `model_id` attributes are recorded with every verdict and every summary.
+and `model_id` attributes are recorded with every verdict and every summary. In the `videoqa` job
+(univid.eval.videoqa_run) the judge is `llm.roles.judge` — the one config place that picks its backend, stand-in and
+decoding — and `eval.videoqa.judge.retries` is the protocol's retry count.
 """
 
 from __future__ import annotations

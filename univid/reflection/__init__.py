@@ -3,7 +3,8 @@
 frame_pool.py  N uniformly sampled frames, encoded once by the UniVid ViT, L2-normalised, cached by content
 retrieval.py   Eq. 6 similarity, Eq. 8 expand (top-m unseen), Eq. 9 MMR shrink; working sets in temporal order
 templates.py   the six A.5 prompts as Jinja templates (prompts/*.j2) + the harness's Actor/Evaluator-case prompts
-actor.py       the UniVid MLLM answering from the ordered working set (ViT-only path, cached patch tokens)
+actor.py       the UniVid MLLM answering from the ordered working set in the stage II chat format; it sees ViT
+               and/or VAE tokens (understanding.encoders, Table 9) from per-frame caches
 loop.py        Algorithm 1 with the Evaluator's stop rule, the Reflector, R <= 3 and the global-answer fallback
 
 `build_reflection(cfg, weights=None)` assembles it from a resolved config.
@@ -40,8 +41,11 @@ def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dic
     cache = response_cache(cfg["llm"])
     roles = role_llms(cfg, backends=backends, cache=cache)
     m = cfg["model"]
-    identity = {"spec": config_hash({k: m[k] for k in ("tokenizer", "llm", "vit")}), "seed": cfg["seed"],
+    encoders = u.get("encoders", "vit")
+    spec_keys = ("tokenizer", "llm", "vit") + (("vae",) if "vae" in encoders else ())
+    identity = {"spec": config_hash({k: m[k] for k in spec_keys}), "seed": cfg["seed"],
                 "weights": weights_sha, "vit": encoder.encoder_id}
     actor = UniVidActor(comp, identity, max_new_tokens=u["actor"]["max_new_tokens"],
-                        max_tokens_per_frame=u["actor"]["max_tokens_per_frame"], cache=cache)
+                        max_tokens_per_frame=u["actor"]["max_tokens_per_frame"], cache=cache, encoders=encoders,
+                        cache_dir=u.get("cache_dir"), batch_size=u["encode_batch_size"])
     return PyramidReflection(u, encoder, text, actor, roles)

@@ -6,6 +6,9 @@ the Actor needs (the patch tokens of each frame), so no later round and no other
 the vision encoder again: every round is an index update. The cache key is the video's content hash + the encoder
 id (a digest of the ViT's tensors) + N + the sampling rule.
 
+For understanding.encoders vae / vit+vae (paper Table 9) the Actor also reads VAE latents of the pool frames: encoded
+once per (pool, VAE tensor digest) and cached beside the pool (`load_vae_latents`). Retrieval never uses them.
+
 The text side phi(s) is a SigLIP text tower (`transformers.SiglipTextModel`): at paper scale the text half of the
 same SigLIP2 checkpoint as the ViT; at smoke scale a tiny seeded-random SiglipTextModel read through the SmolLM2
 tokenizer (no SigLIP text weights ship in any package), so smoke similarities are real computations on random
@@ -160,3 +163,54 @@ def load_pool(video: str | os.PathLike, encoder: VisionEncoder, n: int, cache_di
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     return FramePool(str(video), key, clip.indices, clip.fps, clip.num_frames_total, embeds, patches, False,
                      encoder.passes - passes0, encoder.frames_encoded - frames0)
+
+
+# ------------------------------------------------------------------------------------------ VAE latents (Table 9)
+
+class VaeFrameEncoder:
+    """The UniVid VAE encoding pool frames one by one (each a one-frame clip: the causal Wan VAE encodes frame 0
+    alone, as the reference image of generation is encoded), normalised as the DiT sees latents. Counts passes."""
+
+    def __init__(self, vae: torch.nn.Module, batch_size: int = 64):
+        self.vae = vae
+        self.batch_size = batch_size
+        self.encoder_id = f"{type(vae).__name__}:{module_digest(vae)[:16]}"
+        self.passes = 0
+        self.frames_encoded = 0
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 [N,H,W,3] -> normalised latents [N, C, h, w] (frames cropped to the VAE's spatial factor)."""
+        from univid.train.losses import normalise_latents
+
+        factor = int(getattr(self.vae.config, "scale_factor_spatial", 16) or 16)
+        h, w = frames.shape[1] // factor * factor, frames.shape[2] // factor * factor
+        if h == 0 or w == 0:
+            raise ValueError(f"VAE frame tokens: frames of {frames.shape[1]}x{frames.shape[2]} pixels (expected at "
+                             f"least {factor}x{factor}, the VAE's spatial factor)")
+        top, left = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2  # centre crop to a multiple
+        param = next(self.vae.parameters())
+        out = []
+        for start in range(0, len(frames), self.batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size, top:top + h, left:left + w]))
+            x = x.permute(0, 3, 1, 2).unsqueeze(2).float().div(127.5).sub(1.0).to(device=param.device,
+                                                                                    dtype=param.dtype)
+            latents = normalise_latents(self.vae, self.vae.encode(x).latent_dist.mode())  # [B, C, 1, h, w]
+            self.passes += 1
+            self.frames_encoded += len(x)
+            out.append(latents[:, :, 0].float().cpu())
+        return torch.cat(out)
+
+
+def load_vae_latents(pool: FramePool, encoder: VaeFrameEncoder, cache_dir: str | None = None) -> torch.Tensor:
+    """[N, C, h, w] VAE latents of the pool's frames, computed once per (pool, VAE digest) and cached beside the pool."""
+    target = pool_cache_dir(cache_dir) / f"{pool.key}.vae-{encoder.encoder_id.split(':')[-1]}"
+    if (target / "latents.safetensors").is_file():
+        return load_file(str(target / "latents.safetensors"))["latents"]
+    clip = read_video(pool.video, pool.indices)
+    latents = encoder.encode(clip.frames)
+    with atomic_dir(target) as tmp:
+        save_file({"latents": latents.contiguous()}, str(tmp / "latents.safetensors"))
+        (tmp / "meta.json").write_text(json.dumps({"pool": pool.key, "vae": encoder.encoder_id,
+                                                   "indices": pool.indices}, indent=2))
+    return latents

@@ -1,10 +1,12 @@
 """Algorithm 1 (Pyramid Reflection as test-time RL): route, retrieve, answer, evaluate, reflect; R <= 3 rounds;
 fallback answer from the global caption C_g.
 
-Every LLM reply that must be JSON (classifier, evaluator, reflector) goes through `ask_json`: one retry, then a
-recorded failure. A failed classification takes `understanding.fallback_route`; a failed evaluation counts as not
+Every LLM reply that must be JSON (classifier, evaluator, reflector) goes through `ask_json`:
+`understanding.json_retries` retries (default 1; smoke 0 to bound the tiny stand-in's cost), then a recorded
+failure. A failed classification takes `understanding.fallback_route`; a failed evaluation counts as not
 accepted (its score is recorded as null, never invented); a failed or empty refinement keeps the search text.
-The Reflector is not asked after the last round (its refinement would not be used).
+The Reflector is not asked after the last round (its refinement would not be used). Each round records how its
+working set was selected: expand (Eq. 8), mmr-exact or mmr-greedy-swap (Eq. 9), or uniform (no reflection).
 """
 
 from __future__ import annotations
@@ -49,27 +51,38 @@ class PyramidReflection:
 
     def classify(self, question: str) -> tuple[str, dict]:
         res = ask_json(self.roles["classifier"], render("question_type_classification", question=question),
-                       validate_classification)
+                       validate_classification, retries=self.retries)
         route = res.value["qtype"] if res.ok else self.u["fallback_route"]
         return route, {"route_source": "classifier" if res.ok else "fallback", **res.record()}
 
     def actor_answer(self, pool: FramePool, positions: list[int], question: str, caption: str) -> str:
-        return self.actor.respond(pool, positions, render("actor", question=question, global_caption=caption))
+        """The question as the stage II user turn; C_g (if any) in the system turn (see actor.py)."""
+        system = render("actor", global_caption=caption) if caption else None
+        return self.actor.respond(pool, positions, question, system=system)
+
+    @property
+    def retries(self) -> int:
+        return int(self.u.get("json_retries", 1))
 
     def evaluate(self, question: str, caption: str, answer: str):
         return ask_json(self.roles["evaluator"], render("evaluator_case", question=question, global_caption=caption,
-                                                        answer=answer), validate_evaluation, system=evaluator_system())
+                                                        answer=answer), validate_evaluation, system=evaluator_system(),
+                        retries=self.retries)
 
     def reflect(self, question: str, caption: str, answer: str, evaluation) -> object:
         eval_json = json.dumps(evaluation.value) if evaluation.ok else (evaluation.raw[-1] if evaluation.raw else "")
         return ask_json(self.roles["reflector"], render("reflection", question=question, global_caption=caption,
-                                                        last_answer=answer, eval_json=eval_json), validate_reflection)
+                                                        last_answer=answer, eval_json=eval_json), validate_reflection,
+                        retries=self.retries)
 
     # ------------------------------------------------------------------------------------------ Algorithm 1
     def counters(self) -> dict:
         seen = {id(r.llm): r.llm for r in self.roles.values()}
+        tokens = self.actor.input_tokens
         return {"llm_calls": sum(l.calls for l in seen.values()), "llm_cache_hits": sum(l.hits for l in seen.values()),
-                "actor_calls": self.actor.calls, "actor_cache_hits": self.actor.hits, "text_encoder_passes": self.text_passes}
+                "actor_calls": self.actor.calls, "actor_cache_hits": self.actor.hits,
+                "actor_vit_tokens": tokens["vit"], "actor_vae_tokens": tokens["vae"],
+                "text_encoder_passes": self.text_passes}
 
     def ask(self, video, question: str) -> dict:
         """Answer one question about one video; returns the trace (answer, route, rounds, counts)."""
@@ -97,6 +110,7 @@ class PyramidReflection:
         answer = self.actor_answer(pool, positions, question, "")
         trace.update(route="uniform", stopped_by="no_reflection", global_caption=None)
         trace["rounds"].append(self._round_record(pool, 1, positions, question, answer, None))
+        trace["rounds"][-1]["selection"] = "uniform"
         return answer
 
     def _reflect_loop(self, pool: FramePool, question: str, trace: dict) -> str:
@@ -113,13 +127,14 @@ class PyramidReflection:
             target = min(schedule[r], n)
             sims = self.search_sims(pool, search)
             if route == "static":
-                working = retrieval.expand(sims, working, target)
+                working, method = retrieval.expand(sims, working, target), "expand"
             else:
-                working = retrieval.mmr_shrink(pool.embeds.numpy(), sims, working or list(range(n)), target,
-                                               self.u["mmr_lambda"])
+                working, method = retrieval.mmr_select(pool.embeds.numpy(), sims, working or list(range(n)), target,
+                                                       self.u["mmr_lambda"])
             answer = self.actor_answer(pool, working, question, caption)
             ev = self.evaluate(question, caption, answer)
             rec = self._round_record(pool, r + 1, working, search, answer, ev)
+            rec["selection"] = method
             trace["rounds"].append(rec)
             if rec["accepted"]:
                 trace["stopped_by"] = "evaluator"

@@ -3,14 +3,21 @@
 Frames are pool positions 0..N-1; positions increase with time, so a sorted list is a temporally ordered working set.
 - sim(i, s) = <v_i, phi(s)> (Eq. 6);
 - expand (Eq. 8): add the m = K_t - |S_sel| unseen frames of highest sim;
-- shrink (Eq. 9): Maximal Marginal Relevance down to K_t, lambda * sim(i, s) - (1 - lambda) * max_j sim(i, j),
-  searched by greedy MMR then single swaps (the exact subset argmax of Eq. 9 is combinatorial).
+- shrink (Eq. 9): Maximal Marginal Relevance down to K_t, lambda * sim(i, s) - (1 - lambda) * max_j sim(i, j).
+  Eq. 9 is an argmax over subsets: solved exactly by enumeration when C(n, K_t) <= EXACT_MMR_MAX_SUBSETS, else
+  searched by greedy MMR then single swaps (C(64, 32) ~ 1.8e18 subsets); the method used is returned.
 Ties break towards the earlier frame. Every function returns positions in temporal order.
 """
 
 from __future__ import annotations
 
+from itertools import combinations
+from math import comb
+
 import numpy as np
+
+EXACT_MMR_MAX_SUBSETS = 20000
+MMR_EXACT, MMR_GREEDY_SWAP = "mmr-exact", "mmr-greedy-swap"
 
 
 def similarities(embeds, query) -> np.ndarray:
@@ -56,18 +63,54 @@ def _objective(pair: np.ndarray, sim: np.ndarray, subset: list[int], lam: float)
 
 def mmr_shrink(embeds, sim: np.ndarray, selected: list[int], target: int, lam: float = 0.5,
                max_passes: int = 100) -> list[int]:
-    """Eq. 9: the subset of `selected` of size `target` maximising the MMR set objective, searched by greedy MMR
-    (each step takes argmax of lam*sim(i,s) - (1-lam)*max_{j chosen} sim(i,j)) and then best-improvement single
-    swaps on the Eq. 9 objective until no swap improves it. The exact argmax is combinatorial (C(64,32)); the
-    result is never worse than greedy MMR and is swap-optimal."""
+    """Eq. 9: the subset of `selected` of size `target` maximising the MMR set objective (see mmr_select)."""
+    return mmr_select(embeds, sim, selected, target, lam, max_passes)[0]
+
+
+def mmr_select(embeds, sim: np.ndarray, selected: list[int], target: int, lam: float = 0.5, max_passes: int = 100,
+               max_subsets: int = EXACT_MMR_MAX_SUBSETS) -> tuple[list[int], str]:
+    """(subset in temporal order, method). Exact (every subset scored; ties go to the lexicographically first
+    subset) when C(|selected|, target) <= max_subsets; otherwise greedy MMR (each step takes argmax of
+    lam*sim(i,s) - (1-lam)*max_{j chosen} sim(i,j)) then best-improvement single swaps on the Eq. 9 objective until
+    none improves it: never worse than greedy MMR, and swap-optimal."""
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"mmr lambda {lam}: expected a number in [0, 1]")
     selected = sorted(set(selected))
     if target >= len(selected):
-        return selected
+        return selected, MMR_EXACT
     e = np.asarray(embeds, dtype=np.float64)
     sim = np.asarray(sim, dtype=np.float64)
     pair = e @ e.T
+    if comb(len(selected), target) <= max_subsets:
+        return _mmr_exact(pair, sim, selected, target, lam), MMR_EXACT
+    return _mmr_greedy_swap(pair, sim, selected, target, lam, max_passes), MMR_GREEDY_SWAP
+
+
+def _mmr_exact(pair: np.ndarray, sim: np.ndarray, selected: list[int], target: int, lam: float,
+               chunk: int = 4096) -> list[int]:
+    """Eq. 9 by enumeration, vectorised over chunks of subsets (combinations come in lexicographic order)."""
+    if target == 1:  # max over the empty set is 0: the single most relevant frame
+        return [min(selected, key=lambda i: (-sim[i], i))]
+    sel = np.asarray(selected)
+    sub_pair = pair[np.ix_(sel, sel)].copy()
+    np.fill_diagonal(sub_pair, -np.inf)
+    sub_sim = sim[sel]
+    best_value, best = -np.inf, None
+    it = combinations(range(len(sel)), target)
+    while True:
+        block = np.array([c for _, c in zip(range(chunk), it)], dtype=np.int64)
+        if block.size == 0:
+            break
+        redundancy = sub_pair[block[:, :, None], block[:, None, :]].max(axis=2).sum(axis=1)
+        values = lam * sub_sim[block].sum(axis=1) - (1 - lam) * redundancy
+        k = int(np.argmax(values))  # first maximum: the lexicographically first subset among ties
+        if values[k] > best_value:
+            best_value, best = float(values[k]), block[k]
+    return sorted(int(sel[i]) for i in best)
+
+
+def _mmr_greedy_swap(pair: np.ndarray, sim: np.ndarray, selected: list[int], target: int, lam: float,
+                     max_passes: int) -> list[int]:
     chosen: list[int] = []
     redundancy = np.full(len(sim), -np.inf)  # max similarity to the chosen set
     rest = list(selected)

@@ -1,0 +1,180 @@
+"""The `videoqa` job (paper Tables 2, 7, 8, 9): Pyramid Reflection answers every question of the configured Video-QA
+benchmarks, the Video-ChatGPT judge scores the answers, clustered bootstrap CIs go with every number.
+
+Outputs in the job directory (scores.json LAST, atomically: it marks completion):
+- predictions.jsonl  one line per answered question {benchmark, question_id, video, question, answer, pred, ...},
+                     appended as answers come (a killed run resumes: predictions already there are not recomputed);
+- traces.jsonl       the Pyramid Reflection trace of each newly answered question (route, rounds, frames, counts);
+- verdicts.jsonl     one judge verdict per prediction (written whole, atomically);
+- job_config.json    the job config (written by the CLI verb);
+- scores.json        per benchmark accuracy (%), score (0-5), n, failures, 95% CIs clustered by video; the judge,
+                     Actor and role ids (with any smoke stand-in), call counts, scale, eval_metadata.
+
+Reruns cost nothing: the frame pools, the Actor's and every role's replies (SQLite response cache) and the judge's
+verdicts (EvalCache) are all content-keyed caches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from univid.eval import judge as judge_mod
+from univid.eval import videoqa
+from univid.eval.cache import EvalCache
+from univid.eval.stats import qa_intervals
+from univid.io import atomic_path, write_json
+
+PREDICTIONS, TRACES, VERDICTS, SCORES = "predictions.jsonl", "traces.jsonl", "verdicts.jsonl", "scores.json"
+
+
+def benchmark_samples(vq: dict, cache_dir: str | None = None) -> dict[str, list[dict]]:
+    """{dataset: samples} for the configured benchmarks, read through the official loaders (the synthetic source is
+    first written in each release's layout), each cut to max_questions in file order."""
+    from univid.eval.videoqa_synthetic import write_synthetic_dataset
+
+    out = {}
+    for ds in vq["benchmarks"]:
+        if vq["source"] == "synthetic":
+            root, vdir = write_synthetic_dataset(ds, vq["synthetic"], vq["split"], cache_dir), None
+        else:
+            d = (vq.get("dirs") or {}).get(ds) or {}
+            if not d.get("root"):
+                raise ValueError(f"config key 'eval.videoqa.dirs.{ds}.root': not set (expected the official "
+                                 f"{ds} release directory for eval.videoqa.source 'files')")
+            root, vdir = Path(d["root"]).expanduser(), d.get("videos")
+        samples = videoqa.load(ds, root, vq["split"], video_dir=vdir)
+        if vq.get("max_questions"):
+            samples = samples[: vq["max_questions"]]
+        if not samples:
+            raise ValueError(f"{ds} at {root}: no questions in split {vq['split']!r} (expected at least one)")
+        out[ds] = samples
+    return out
+
+
+def read_predictions(path: Path) -> dict[tuple[str, str], dict]:
+    """Completed predictions by (benchmark, question_id); a line cut short by a kill (the last one) is dropped."""
+    done = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and not row.get("error") and "pred" in row:
+            done[(row["benchmark"], str(row["question_id"]))] = row
+    return done
+
+
+def _append(path: Path, row: dict) -> None:
+    """One JSON line, written with one call and flushed to disk, so a kill leaves whole lines (and maybe a cut last)."""
+    with path.open("a") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _rewrite_clean(path: Path, rows: list[dict]) -> None:
+    """Drop a cut last line or stale failed rows before appending more (atomically)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends: dict | None = None,
+                progress: bool = False) -> dict:
+    """Answer, judge and score; returns the scores.json body."""
+    from univid.eval.results import eval_metadata
+    from univid.llm.base import LLMError
+    from univid.reflection import build_reflection
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ev, u = cfg["eval"], cfg["understanding"]
+    vq = ev["videoqa"]
+    samples = benchmark_samples(vq, ev.get("cache_dir"))
+
+    system = build_reflection(cfg, weights=weights, backends=backends)
+    done = read_predictions(out / PREDICTIONS)
+    # Predictions made by another Actor (another config in the same directory) are never reused.
+    done = {k: r for k, r in done.items() if r.get("actor_id") == system.actor.actor_id}
+    resumed = sum(1 for ds, ss in samples.items() for s in ss if (ds, str(s["question_id"])) in done)
+    _rewrite_clean(out / PREDICTIONS, list(done.values()))
+    before = system.counters()
+    asked, failed_predictions = 0, 0
+    todo = [(ds, s) for ds, ss in samples.items() for s in ss if (ds, str(s["question_id"])) not in done]
+    for i, (ds, s) in enumerate(todo, 1):
+        row = {"benchmark": ds, "question_id": str(s["question_id"]), "video": s["video"],
+               "video_path": s["video_path"], "question": s["question"], "answer": s["answer"],
+               "actor_id": system.actor.actor_id}
+        try:
+            trace = system.ask(s["video_path"], s["question"])
+        except LLMError as e:  # a backend outage: recorded as a failure, asked again on the next run
+            failed_predictions += 1
+            _append(out / PREDICTIONS, {**row, "pred": "", "error": str(e)})
+            continue
+        asked += 1
+        row.update(pred=trace["answer"], route=trace.get("route"), rounds=trace["counts"]["rounds"],
+                   stopped_by=trace.get("stopped_by"))
+        done[(ds, row["question_id"])] = row
+        _append(out / TRACES, {"benchmark": ds, "question_id": row["question_id"], **trace})
+        _append(out / PREDICTIONS, row)
+        if progress:
+            print(f"[{i}/{len(todo)}] {ds} {row['question_id']}: {row['pred'][:60]!r}", flush=True)
+    after = system.counters()
+
+    # The judge: llm.roles.judge (its backend, stand-in and decoding), the Video-ChatGPT protocol.
+    judge = system.roles["judge"]
+    decoding = {"temperature": judge.decoding["temperature"], "max_tokens": judge.decoding["max_new_tokens"]}
+    jcache = EvalCache(ev.get("cache_dir"))
+    judge_calls0, judge_hits0 = judge.llm.calls, judge.llm.hits
+    verdict_rows, benchmarks = [], {}
+    bs = vq["bootstrap"]
+    for ds, ss in samples.items():
+        rows = []
+        for s in ss:
+            p = done.get((ds, str(s["question_id"])))
+            if p is None:  # its prediction failed this run: counted as ("no", 0) and as a failure
+                v = {"pred": "no", "score": 0, "failed": True, "reply": None, "error": "no prediction",
+                     "attempts": 0, "cached": False}
+            else:
+                v = judge_mod.judge_one(judge, str(s["question"]), str(s["answer"]), str(p["pred"]),
+                                        retries=vq["judge"]["retries"], decoding=decoding, cache=jcache)
+            rows.append({"benchmark": ds, "question_id": str(s["question_id"]), "video": s["video"],
+                         "question": s["question"], "answer": s["answer"],
+                         "pred_answer": p["pred"] if p else None, **v})
+        summary = judge_mod.summarize(rows)
+        ci = qa_intervals(rows, samples=bs["samples"], confidence=bs["confidence"], seed=bs["seed"])
+        benchmarks[ds] = {"accuracy": summary["accuracy"], "score": summary["score"], "n": summary["n"],
+                          "yes": summary["yes"], "no": summary["no"], "failures": summary["failures"],
+                          "ci": {"accuracy": [ci["accuracy"]["low"], ci["accuracy"]["high"]],
+                                 "score": [ci["score"]["low"], ci["score"]["high"]]},
+                          "ci_level": bs["confidence"], "videos": ci["accuracy"]["clusters"]}
+        verdict_rows += rows
+    jcache.close()
+    with atomic_path(out / VERDICTS) as tmp:
+        Path(tmp).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in verdict_rows))
+
+    judge_rec = {**judge_mod.judge_id(judge), "name": judge.label, "stand_in": judge.stand_in,
+                 "decoding": decoding, "retries": vq["judge"]["retries"]}
+    actor_rec = {"id": system.actor.actor_id, "encoders": u.get("encoders", "vit"), "reflection": u["reflection"],
+                 "weights": u["weights"], "weights_file": str(weights) if weights else None,
+                 "weights_sha256": system.actor.identity.get("weights"), "retrieval": system.encoder.encoder_id,
+                 "text_encoder": system.text.encoder_id}
+    roles = {r: rl.record() for r, rl in system.roles.items()}
+    counts = {"questions": sum(len(ss) for ss in samples.values()), "predictions_resumed": resumed,
+              "asked": asked, "prediction_failures": failed_predictions,
+              **{k: after[k] - before[k] for k in after},
+              "judge_calls": judge.llm.calls - judge_calls0, "judge_llm_cache_hits": judge.llm.hits - judge_hits0,
+              "wall_s": round(time.perf_counter() - t0, 2)}
+    counts["total_llm_calls"] = counts["llm_calls"] + counts["judge_calls"]  # llm_calls: before judging
+    scores = {"benchmarks": benchmarks, "judge": judge_rec, "actor": actor_rec, "roles": roles, "counts": counts,
+              "scale": cfg["scale"], "source": vq["source"], "split": vq["split"],
+              "metadata": eval_metadata(job, cfg, seeds={"bootstrap": bs["seed"], "synthetic": vq["synthetic"]["seed"]
+                                                         if vq["source"] == "synthetic" else None},
+                                        judge=judge_rec, actor=actor_rec, roles=roles)}
+    write_json(out / SCORES, scores)
+    return scores
