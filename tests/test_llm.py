@@ -181,6 +181,13 @@ def test_http_good_answer_and_request_shape(server, monkeypatch):
     assert sleeps == [] and llm.backend_id == f"openai:http://127.0.0.1:{server.server_port}/v1"
 
 
+def test_http_refuses_response_prefix_in_one_line(server):
+    llm = _client(server, [])
+    with pytest.raises(LLMError, match="response_prefix is not supported"):
+        llm.generate("hello", max_new_tokens=3, response_prefix="{")
+    assert server.requests == []
+
+
 def test_http_retries_429_500_and_slow_with_exponential_backoff(server):
     server.script = ["429", "500", "slow", "text:finally"]
     sleeps = []
@@ -325,6 +332,9 @@ def test_smollm2_backend_generates_offline():
     out = llm.generate("What is 2 + 2?", system="Answer with a number.", max_new_tokens=4)
     assert isinstance(out, str) and out  # greedy: the same text on every run
     assert llm.generate("What is 2 + 2?", system="Answer with a number.", max_new_tokens=4) == out
+    # response_prefix pre-fills the assistant turn: the reply starts with it and continues it
+    pre = llm.generate("Reply with a JSON object with key a.", max_new_tokens=6, response_prefix='{"a": ')
+    assert pre.startswith('{"a": ') and len(pre) > len('{"a": ')
 
 
 @pytest.mark.slow

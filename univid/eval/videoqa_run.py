@@ -128,7 +128,8 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
 
     # The judge: llm.roles.judge (its backend, stand-in and decoding), the Video-ChatGPT protocol.
     judge = system.roles["judge"]
-    decoding = {"temperature": judge.decoding["temperature"], "max_tokens": judge.decoding["max_new_tokens"]}
+    decoding = {"temperature": judge.decoding["temperature"], "max_tokens": judge.decoding["max_new_tokens"],
+                **({"response_prefix": judge.decoding["response_prefix"]} if judge.decoding.get("response_prefix") else {})}
     jcache = EvalCache(ev.get("cache_dir"))
     judge_calls0, judge_hits0 = judge.llm.calls, judge.llm.hits
     verdict_rows, benchmarks = [], {}

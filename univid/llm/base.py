@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 # Decoding parameters a backend understands; anything else is a caller error (and would silently split the cache).
-DECODING_KEYS = ("max_new_tokens", "temperature", "max_tokens")  # max_tokens: OpenAI's name for max_new_tokens
+# max_tokens: OpenAI's name for max_new_tokens. response_prefix: text the reply is forced to start with (the
+# assistant turn is pre-filled with it; the returned reply includes it), e.g. a judge's "{'pred': '".
+DECODING_KEYS = ("max_new_tokens", "temperature", "max_tokens", "response_prefix")
 
 
 class LLMError(RuntimeError):
@@ -30,6 +32,8 @@ def decoding_params(decoding: dict) -> dict:
             raise ValueError("decoding: max_tokens and max_new_tokens disagree (expected one of them)")
         decoding = {**decoding, "max_new_tokens": decoding["max_tokens"]}
     out = {"max_new_tokens": int(decoding.get("max_new_tokens", 64)), "temperature": float(decoding.get("temperature", 0.0))}
+    if decoding.get("response_prefix"):
+        out["response_prefix"] = str(decoding["response_prefix"])
     if out["max_new_tokens"] < 1:
         raise ValueError(f"decoding max_new_tokens={out['max_new_tokens']}: expected >= 1")
     if out["temperature"] < 0:

@@ -56,6 +56,9 @@ class OpenAICompatLLM:
 
     def generate(self, prompt: str, system: str | None = None, **decoding) -> str:
         d = decoding_params(decoding)
+        if d.get("response_prefix"):
+            raise LLMError(f"llm backend {self.backend_id}: response_prefix is not supported by OpenAI-compatible "
+                           f"chat endpoints (expected it only on local transformers backends)")
         body = json.dumps({"model": self.model_id, "messages": messages(prompt, system),
                            "temperature": d["temperature"], "max_tokens": d["max_new_tokens"]}).encode()
         url = f"{self.base_url}/chat/completions"

@@ -171,8 +171,13 @@ class TransformersLLM:
         d = decoding_params(decoding)
         lm, tok = self._load()
         ids = self.prompt_ids(prompt, system).to(self.device)
+        prefix = d.get("response_prefix", "")
+        if prefix:  # pre-fill the assistant turn: the model continues the prefix
+            pre = tok(prefix, add_special_tokens=False, return_tensors="pt").input_ids.to(self.device)
+            ids = torch.cat([ids, pre], dim=1)
         sample = d["temperature"] > 0
         out = lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=d["max_new_tokens"],
                           do_sample=sample, temperature=d["temperature"] if sample else None, top_p=None, top_k=None,
                           pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+        reply = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        return (prefix + reply).strip()

@@ -88,8 +88,9 @@ def role_llms(cfg: dict, backends: dict | None = None, cache: ResponseCache | No
             else:
                 backend = build_backend(llm_cfg["backends"][serving], device=device)
             built[serving] = CachedLLM(backend, cache)
-        out[role] = RoleLLM(role, name, built[serving], {"max_new_tokens": rc["max_new_tokens"],
-                                                         "temperature": rc.get("temperature", 0.0)},
+        decoding = {"max_new_tokens": rc["max_new_tokens"], "temperature": rc.get("temperature", 0.0),
+                    **({"response_prefix": rc["response_prefix"]} if rc.get("response_prefix") else {})}
+        out[role] = RoleLLM(role, name, built[serving], decoding,
                             stand_in=serving if serving != name else None, scale=cfg.get("scale"))
     return out
 
