@@ -85,6 +85,7 @@ def test_videoqa_table_collects_cis_and_renders_published_and_delta(tmp_path):
     delta = next(line for line in tex.splitlines() if "vs.\\ paper" in line)
     assert "& -30.1 &" in delta  # 50.0 - 80.1 on MSVD-QA accuracy
     assert "Scale: smoke" in tex and "Published (paper)" in tex and "\\textbf{80.1}" in tex
+    assert "count as (no, 0): 4 of 16 in the measured rows" in tex
 
 
 def test_vbench_table_has_two_blocks_and_bold_best_per_section(tmp_path):

@@ -153,6 +153,9 @@ def context(results: dict) -> dict:
         "commit": results["provenance"]["git"]["commit"][:10],
         "config_hashes": ", ".join(f"{r['variant']}={r['config_hash']}" for r in results["rows"]),
         "backends": backends,
+        # Video-ChatGPT protocol: an unparseable judge reply counts as ("no", 0); the caption says how often
+        "judge_failures": sum(sum((r.get("failures") or {}).values()) for r in results["rows"]),
+        "judged": sum(sum(v or 0 for v in (r.get("n") or {}).values()) for r in results["rows"]),
     }
 
 

@@ -142,7 +142,7 @@ def run_suite(cfg: dict, job: dict, reflection, out: Path, weights: str | None =
         rows.extend(r)
     after = {"actor_calls": actor.calls, "actor_hits": actor.hits, "judge_calls": judge.llm.calls,
              "judge_hits": judge.llm.hits, "vit_passes": encoder.passes, "frames_encoded": encoder.frames_encoded}
-    judge_id = {"role": "judge", "backend": judge.backend_name, "backend_id": judge.backend_id,
+    judge_id = {"role": "judge", "backend": judge.label, "backend_id": judge.backend_id,
                 "model": judge.model_id, "decoding": judge.decoding,
                 "protocol": module("mmbench_video").SCORER_ID} if "mmbench_video" in benchmarks else None
     actor_id = {"id": actor.actor_id, "max_new_tokens": actor.max_new_tokens,
@@ -152,7 +152,7 @@ def run_suite(cfg: dict, job: dict, reflection, out: Path, weights: str | None =
            "scorers": {n: b["scorer"] for n, b in benchmarks.items()}, "judge": judge_id, "actor": actor_id,
            "frames": {n: b["frames"] for n, b in benchmarks.items()}}
     scores = {"benchmarks": benchmarks, **{k: ids[k] for k in ("judge", "actor")},
-              "roles": {"judge": {"backend": judge.backend_name, "model": judge.model_id}} if judge_id else {},
+              "roles": {"judge": {"backend": judge.label, "model": judge.model_id}} if judge_id else {},
               "counts": {**{k: after[k] - before[k] for k in after}, "questions": len(rows)},
               "scale": cfg["scale"], "label": cfg["scale"],
               "wall_s": round(time.perf_counter() - t0, 3),
