@@ -21,3 +21,41 @@ def comp(cfg):
     from univid.models.builder import build
 
     return build(cfg)
+
+
+# ---- the smoke workflow, run once per session in a scratch copy (slow: the workflow and SLURM tests share it) ----
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "workflows", "ablations", "reports/templates", "reports/published")
+
+
+def scratch_workflow(dest: Path) -> Path:
+    """A copy of what a workflow run reads (the package itself is installed in the venv)."""
+    for item in WORKFLOW_FILES:
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / item)
+    return dest
+
+
+def snakemake(work: Path, *args: str, cache: Path | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    if cache is not None:
+        env["UNIVID_CACHE"] = str(cache)
+    # -k: Snakemake ignores SIGTERM while cluster jobs run
+    return subprocess.run(["timeout", "-k", "30", str(timeout), sys.executable, "-m", "snakemake", *args], cwd=work,
+                          env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """`snakemake --cores 2 reports/all` at smoke scale from empty results and MLflow store (the user's UNIVID_CACHE,
+    which is empty on a fresh CI machine; benchmarks/perf/all_smoke times a run with an empty one)."""
+    work = scratch_workflow(tmp_path_factory.mktemp("smoke_all"))
+    proc = snakemake(work, "--cores", "2", "reports/all")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work

@@ -1,24 +1,18 @@
-"""The Table-4 DAG end to end on the smoke config, in a scratch copy of the workflow (slow: a few minutes)."""
+"""The ten-table DAG end to end on the smoke config, in a scratch copy of the workflow (slow: ~10 minutes; the
+session fixture `smoke_run` in conftest.py runs it once)."""
 
-import os
+import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, snakemake
+
 pytestmark = pytest.mark.slow
-TARGET = "reports/table4.tex"
-
-
-def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}",
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args, TARGET], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=1200)
+NUMBER = r"(?:\\textbf\{|\\underline\{)?-?\d+\.\d+\}?(?:\{\\tiny\[-?\d+\.\d+, -?\d+\.\d+\]\})?"
 
 
 def _job_counts(dry_run_output: str) -> dict[str, int]:
@@ -26,35 +20,45 @@ def _job_counts(dry_run_output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
 
 
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    work = tmp_path_factory.mktemp("table4")
-    for item in ("Snakefile", "workflows", "ablations", "reports/templates"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / item)
-    proc = _snakemake(work)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return work
+def _measured_rows(tex: str, label: str) -> list[list[str]]:
+    """Cells of the measured rows with this label (the rows after the "Measured" section title)."""
+    rows, measured = [], False
+    for line in tex.splitlines():
+        if "\\textit{Measured" in line:
+            measured = True
+        elif "\\textit{" in line:
+            measured = False
+        elif measured and line.startswith(f"{label} &"):
+            rows.append([c.strip().rstrip("\\").strip() for c in line.split("&")[1:]])
+    return rows
 
 
-def test_table_has_five_variant_rows_of_numbers(work):
-    tex = (work / TARGET).read_text()
-    labels = ["w/o TMA", "Constant", "Step", "Linear", "Cosine"]
-    number = r"(?:\\textbf\{)?\d+\.\d\d\}?"
-    for label in labels:
-        rows = [line for line in tex.splitlines() if line.startswith(f"UniVid ({label})")]
-        assert len(rows) == 2, label  # the overall/quality block and the semantic block
-        cells = [c.strip().rstrip("\\").strip() for row in rows for c in row.split("&")[1:]]
-        assert len(cells) == 10 + 9 and all(re.fullmatch(number, c) for c in cells), rows
-    assert "Scale: smoke" in tex
+def test_all_ten_tables_render_with_measured_rows_of_numbers(smoke_run):
+    manifest = (smoke_run / "reports" / "all").read_text().split("\n")
+    assert sorted(Path(line.split()[1]).name for line in manifest if line) == sorted(f"table{n}.tex" for n in range(1, 11))
+    columns = {"vbench_long": 10 + 9, "videoqa": 8, "suites": 6}
+    for n in range(1, 11):
+        tex = (smoke_run / "reports" / f"table{n}.tex").read_text()
+        results = json.loads((smoke_run / "results" / "smoke" / "tables" / f"table{n}" / "results.json").read_text())
+        assert "Scale: smoke" in tex, n
+        for row in results["rows"]:
+            cells = [c for r in _measured_rows(tex, row["label"].replace("&", "\\&")) for c in r]
+            assert len(cells) == columns[results["kind"]], (n, row["label"], cells)
+            assert all(re.fullmatch(NUMBER, c) for c in cells), (n, row["label"], cells)
 
 
-def test_mlflow_has_one_run_per_variant_with_metrics(work):
+def test_table4_has_five_variant_rows(smoke_run):
+    tex = (smoke_run / "reports" / "table4.tex").read_text()
+    for label in ["w/o TMA", "Constant", "Step", "Linear", "Cosine"]:
+        assert len(_measured_rows(tex, f"UniVid ({label})")) == 2, label  # overall and semantic blocks
+
+
+def test_mlflow_has_one_run_per_variant_with_metrics(smoke_run):
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{smoke_run / 'mlflow.db'}")
     exp = client.get_experiment_by_name("univid-table4")
-    runs = client.search_runs([exp.experiment_id])
+    runs = [r for r in client.search_runs([exp.experiment_id]) if "univid.variant" in r.data.tags]
     assert sorted(r.data.tags["univid.variant"] for r in runs) == ["constant", "cosine", "linear", "step", "wo_tma"]
     for r in runs:
         assert {"total", "quality", "semantic", "subject_consistency", "overall_consistency"} <= set(r.data.metrics)
@@ -62,31 +66,51 @@ def test_mlflow_has_one_run_per_variant_with_metrics(work):
         assert r.data.tags["mlflow.source.git.commit"]
         assert r.data.params["tma.schedule"] == {"wo_tma": "none"}.get(r.data.tags["univid.variant"],
                                                                          r.data.tags["univid.variant"])
+    qa = client.get_experiment_by_name("univid-table7")
+    qa_runs = [r for r in client.search_runs([qa.experiment_id]) if "univid.variant" in r.data.tags]
+    assert len(qa_runs) == 4 and all("msvd_qa.accuracy" in r.data.metrics for r in qa_runs)
 
 
-def test_second_run_does_nothing(work):
-    proc = _snakemake(work, "-n")
+def test_second_run_does_nothing(smoke_run):
+    proc = snakemake(smoke_run, "--cores", "2", "-n", "reports/all")
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_stage2_is_shared_by_all_variants(work):
-    assert len(list((work / "results" / "smoke" / "stage2").iterdir())) == 1
-    assert len(list((work / "results" / "smoke" / "stage1").iterdir())) == 5
+def test_jobs_shared_between_tables_run_once(smoke_run):
+    def keys(job):
+        return {p.name for p in (smoke_run / "results" / "smoke" / job).iterdir()}
+
+    assert len(keys("stage2")) == 1 and len(keys("curate")) == 1
+    # Table 4's five schedules + Table 3's base and w/o MLLM + Table 5's w/o ViT and w/o VAE; the full model's
+    # stage I serves Tables 1, 3-6 and (through stage III) the understanding tables.
+    assert len(keys("stage1")) == 9
+    assert len(keys("generate")) == 10 and len(keys("evaluate")) == 10  # + Table 6's generation from stage I
 
 
-def test_removing_one_stage1_output_reruns_only_that_variant(work):
-    stage1 = sorted((work / "results" / "smoke" / "stage1").iterdir())[0]
+def test_removing_one_stage1_output_reruns_only_that_variant(smoke_run):
+    stage1 = next(p for p in (smoke_run / "results" / "smoke" / "stage1").iterdir()
+                  if json.loads((p / "job_config.json").read_text())["tma"]["schedule"] == "constant")
     (stage1 / "final" / "weights.safetensors").unlink()
-    proc = _snakemake(work, "-n")
+    proc = snakemake(smoke_run, "--cores", "2", "-n", "reports/all")
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout + proc.stderr)
-    assert counts == {"stage1": 1, "stage3": 1, "generate": 1, "evaluate": 1, "collect": 1, "track": 1, "report": 1}
+    assert counts == {"stage1": 1, "stage3": 1, "generate": 1, "evaluate": 1, "collect": 1, "track": 1, "report": 1,
+                      "plots": 1, "all_tables": 1}
 
 
-def test_scores_match_the_committed_baseline(work):
+def test_scores_match_the_committed_baseline(smoke_run):
     """The regression check CI runs: smoke scores within tolerance of benchmarks/baselines/smoke.json."""
+    results = sorted((smoke_run / "results" / "smoke" / "tables").glob("*/results.json"))
+    assert len(results) == 10
+    args = [a for p in results for a in ("--results", str(p))]
     proc = subprocess.run([sys.executable, "-m", "univid.cli", "regress", "--baseline",
-                           str(ROOT / "benchmarks" / "baselines" / "smoke.json"), "--results",
-                           str(work / "results" / "smoke" / "tables" / "table4" / "results.json")],
+                           str(ROOT / "benchmarks" / "baselines" / "smoke.json"), *args],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_snakemake_report_builds_with_tables_and_figures(smoke_run):
+    proc = snakemake(smoke_run, "--cores", "1", "--report", "reports/report.html", "reports/all")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (smoke_run / "reports" / "report.html").read_bytes()
+    assert len(html) > 10_000 and b"table4.tex" in html and b"tma_schedules.png" in html

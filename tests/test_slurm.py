@@ -1,0 +1,45 @@
+"""The smoke Table-4 workflow through the SLURM profile on a real single-node SLURM cluster started on localhost
+(workflows/cluster/slurm-local; Debian's slurm-wlm + munge, installed with apt-get when missing), compared with the
+local run. Both runs start cold (the SLURM one with an empty UNIVID_CACHE too), so equal tables also show that two
+cold smoke runs on this machine produce identical tables (issue #7 item 7). Slow: a few minutes."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, scratch_workflow, snakemake
+
+pytestmark = pytest.mark.slow
+SCRIPT = ROOT / "workflows" / "cluster" / "slurm-local"
+
+
+def _cluster(cmd: str, state) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), cmd], env=dict(os.environ, SLURM_LOCAL_STATE=str(state)),
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    if os.geteuid() != 0 and not shutil.which("slurmctld"):
+        pytest.skip("starting a local SLURM cluster needs root (apt-get install slurm-wlm munge, daemons as root)")
+    state = tmp_path_factory.mktemp("slurm_state")
+    up = _cluster("start", state)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield state
+    finally:
+        _cluster("stop", state)
+
+
+def test_table4_through_slurm_equals_the_local_run(slurm, smoke_run, tmp_path):
+    work = scratch_workflow(tmp_path / "wf")
+    proc = snakemake(work, "--profile", "workflows/profiles/slurm", "reports/table4.tex", cache=tmp_path / "cache",
+                     timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    log = proc.stdout + proc.stderr
+    assert "sbatch" in log or "SLURM" in log or "slurm" in log  # the executor, not local jobs
+    jobids = sorted((work / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert len(jobids) >= 12, "expected one SLURM job log per cluster job"
+    assert (work / "reports" / "table4.tex").read_text() == (smoke_run / "reports" / "table4.tex").read_text()
