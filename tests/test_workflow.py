@@ -87,17 +87,6 @@ def test_jobs_shared_between_tables_run_once(smoke_run):
     assert len(keys("generate")) == 10 and len(keys("evaluate")) == 10  # + Table 6's generation from stage I
 
 
-def test_removing_one_stage1_output_reruns_only_that_variant(smoke_run):
-    stage1 = next(p for p in (smoke_run / "results" / "smoke" / "stage1").iterdir()
-                  if json.loads((p / "job_config.json").read_text())["tma"]["schedule"] == "constant")
-    (stage1 / "final" / "weights.safetensors").unlink()
-    proc = snakemake(smoke_run, "--cores", "2", "-n", "reports/all")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    counts = _job_counts(proc.stdout + proc.stderr)
-    assert counts == {"stage1": 1, "stage3": 1, "generate": 1, "evaluate": 1, "collect": 1, "track": 1, "report": 1,
-                      "plots": 1, "all_tables": 1}
-
-
 def test_scores_match_the_committed_baseline(smoke_run):
     """The regression check CI runs: smoke scores within tolerance of benchmarks/baselines/smoke.json."""
     results = sorted((smoke_run / "results" / "smoke" / "tables").glob("*/results.json"))
@@ -114,3 +103,15 @@ def test_snakemake_report_builds_with_tables_and_figures(smoke_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (smoke_run / "reports" / "report.html").read_bytes()
     assert len(html) > 10_000 and b"table4.tex" in html and b"tma_schedules.png" in html
+
+
+# Last: it deletes an output of the shared run.
+def test_removing_one_stage1_output_reruns_only_that_variant(smoke_run):
+    stage1 = next(p for p in (smoke_run / "results" / "smoke" / "stage1").iterdir()
+                  if json.loads((p / "job_config.json").read_text())["tma"]["schedule"] == "constant")
+    (stage1 / "final" / "weights.safetensors").unlink()
+    proc = snakemake(smoke_run, "--cores", "2", "-n", "reports/all")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = _job_counts(proc.stdout + proc.stderr)
+    assert counts == {"stage1": 1, "stage3": 1, "generate": 1, "evaluate": 1, "collect": 1, "track": 1, "report": 1,
+                      "plots": 1, "all_tables": 1}
