@@ -211,3 +211,18 @@ def test_t5_text_encoder_width_must_match_the_dit():
         build(cfg)
     with pytest.raises(Exception, match="model.conditioning"):
         resolve({"model": {"conditioning": "clip"}})
+
+
+def test_saved_weights_are_byte_identical_for_the_same_tensors(tmp_path):
+    """The weights file's sha256 names the Actor in caches and tables: metadata order must not vary between saves."""
+    import torch
+
+    from univid.models.builder import save_weights
+
+    tensors = {"a.weight": torch.arange(6.0).reshape(2, 3), "b.bias": torch.ones(3)}
+    meta = {"stage": 3, "steps": 16, "x": 1, "y": 2, "z": 3, "w": 4}
+    blobs = set()
+    for i in range(6):
+        save_weights(tensors, tmp_path / f"w{i}.safetensors", metadata=meta)
+        blobs.add((tmp_path / f"w{i}.safetensors").read_bytes())
+    assert len(blobs) == 1

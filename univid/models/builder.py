@@ -7,6 +7,8 @@ with seeded random init. The config decides; the code path is the same.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,8 +182,11 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_weights(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict | None = None) -> None:
+    """Byte-deterministic: safetensors writes a metadata map in per-process random order, so the metadata goes in as
+    one sorted-JSON entry ("univid"), and the same weights always give the same file (and sha256, which keys caches)."""
+    meta = {"univid": json.dumps({k: str(v) for k, v in metadata.items()}, sort_keys=True)} if metadata else None
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_weights(model: nn.Module, path: str | Path) -> list[str]:
