@@ -35,6 +35,7 @@ WORKFLOW_FILES = ("Snakefile", "workflows", "ablations", "reports/templates", "r
 
 def scratch_workflow(dest: Path) -> Path:
     """A copy of what a workflow run reads (the package itself is installed in the venv)."""
+    dest.mkdir(parents=True, exist_ok=True)
     for item in WORKFLOW_FILES:
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / item)
@@ -59,3 +60,15 @@ def smoke_run(tmp_path_factory):
     proc = snakemake(work, "--cores", "2", "reports/all")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work
+
+
+def send_chat_completion(handler, text: str) -> None:
+    """Answer an HTTP request (BaseHTTPRequestHandler) with an OpenAI chat-completions body whose reply is `text`."""
+    import json
+
+    out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(out)))
+    handler.end_headers()
+    handler.wfile.write(out)

@@ -15,6 +15,7 @@ import pytest
 
 from univid.reflection import retrieval
 from univid.reflection.templates import HARNESS_PROMPTS, PAPER_PROMPTS, evaluator_system, render
+from conftest import send_chat_completion
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "reflection"
 
@@ -433,12 +434,7 @@ class _OpenAIStub(BaseHTTPRequestHandler):
             text = '{"score": 0.8, "verdict": "accept", "brief_reason": "plausible"}'
         else:
             text = "A coloured shape on a plain background."
-        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        send_chat_completion(self, text)
 
     def log_message(self, *args):
         pass

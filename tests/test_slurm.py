@@ -4,7 +4,6 @@ local run. Both runs start cold (the SLURM one with an empty UNIVID_CACHE too), 
 cold smoke runs on this machine produce identical tables (issue #7 item 7). Slow: a few minutes."""
 
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -22,7 +21,7 @@ def _cluster(cmd: str, state) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
-    if os.geteuid() != 0 and not shutil.which("slurmctld"):
+    if os.geteuid() != 0:  # e.g. a GitHub-hosted runner (passwordless sudo, not root): the CI machine runs as root
         pytest.skip("starting a local SLURM cluster needs root (apt-get install slurm-wlm munge, daemons as root)")
     state = tmp_path_factory.mktemp("slurm_state")
     up = _cluster("start", state)

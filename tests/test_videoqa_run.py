@@ -15,6 +15,7 @@ import pytest
 
 from univid.eval import videoqa
 from univid.eval.videoqa_synthetic import synthetic_items, write_synthetic_dataset
+from conftest import send_chat_completion
 
 SYN = {"seed": 500, "clips": 2, "num_frames": 9, "height": 64, "width": 64, "fps": 8}
 
@@ -87,12 +88,7 @@ class _Stub(BaseHTTPRequestHandler):
         else:
             kind, text = "other", "A coloured shape on a plain background."
         type(self).requests.append(kind)
-        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        send_chat_completion(self, text)
 
     def log_message(self, *args):
         pass
@@ -213,7 +209,6 @@ def test_stage3_weights_are_read_from_the_upstream_job_and_recorded(tmp_path, st
     part of the Actor id, so the predictions of the untrained Actor are never reused for it."""
     from pathlib import Path
 
-    import torch
     from safetensors.torch import save_file
 
     from univid.config import resolve
