@@ -4,6 +4,7 @@ local run. Both runs start cold (the SLURM one with an empty UNIVID_CACHE too), 
 cold smoke runs on this machine produce identical tables (issue #7 item 7). Slow: a few minutes."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -38,7 +39,7 @@ def test_table4_through_slurm_equals_the_local_run(slurm, smoke_run, tmp_path):
                      timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
     log = proc.stdout + proc.stderr
-    assert "sbatch" in log or "SLURM" in log or "slurm" in log  # the executor, not local jobs
-    jobids = sorted((work / ".snakemake" / "slurm_logs").rglob("*.log"))
-    assert len(jobids) >= 12, "expected one SLURM job log per cluster job"
+    # every job that is not a local rule went through sbatch (the plugin deletes the logs of successful jobs)
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
+    assert len(submitted) >= 12, log[-3000:]  # curate, stage I/II/III, generate and evaluate for five variants
     assert (work / "reports" / "table4.tex").read_text() == (smoke_run / "reports" / "table4.tex").read_text()

@@ -29,7 +29,7 @@ def _measured_rows(tex: str, label: str) -> list[list[str]]:
         elif "\\textit{" in line:
             measured = False
         elif measured and line.startswith(f"{label} &"):
-            rows.append([c.strip().rstrip("\\").strip() for c in line.split("&")[1:]])
+            rows.append([c.strip().rstrip("\\").strip() for c in re.split(r"(?<!\\)&", line)[1:]])
     return rows
 
 
