@@ -1,7 +1,8 @@
 """The smoke Table-4 workflow through the SLURM profile on a real single-node SLURM cluster started on localhost
 (workflows/cluster/slurm-local; Debian's slurm-wlm + munge, installed with apt-get when missing), compared with the
-local run. Both runs start cold (the SLURM one with an empty UNIVID_CACHE too), so equal tables also show that two
-cold smoke runs on this machine produce identical tables (issue #7 item 7). Slow: a few minutes."""
+local run. The SLURM run starts from empty results and an empty UNIVID_CACHE; the local run (conftest's smoke_run)
+from empty results and the user's cache, which is empty on a fresh CI machine. Equal tables there are the check that
+two cold smoke runs on one machine produce identical tables (issue #7 item 7). Slow: a few minutes."""
 
 import os
 import re
