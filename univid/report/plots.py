@@ -39,9 +39,8 @@ def tma_figure(results: dict, notes: list[str], points: int = 201) -> Figure | N
     if not settings:
         notes.append("tma_schedules.png: no row carries a tma config (not a generation table)")
         return None
-    # Imported here: univid.models.tma pulls in torch and diffusers (~15 s on 2 busy cores), which the other figures
-    # do not need.
-    from univid.models.tma import alpha_img, alpha_txt
+    # The torch-free schedule module: univid.models.tma would pull in torch and diffusers (~15 s on 2 busy cores).
+    from univid.models.tma_schedule import alpha_img, alpha_txt
 
     u = np.linspace(0.0, 1.0, points)
     fig = Figure(figsize=(10, 3.8), dpi=DPI, layout="constrained")
