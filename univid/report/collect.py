@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from univid.config import load_ablation
+from univid.config.jobs import JOBS
 from univid.config.load import deep_merge
 from univid.eval.vbench_constants import DIMENSIONS
 from univid.io import atomic_path, read_json, write_json
@@ -20,7 +21,6 @@ from univid.provenance import provenance
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED_DIR = REPO_ROOT / "reports" / "published"
-_JOB_ORDER = ("curate", "stage1", "stage2", "stage3", "generate", "evaluate", "videoqa", "suite")
 _JOB_ONLY = ("job", "key", "dir", "upstream", "upstream_dirs", "univid", "scale", "seed", "device", "dtype")
 KINDS = {"evaluate": "vbench_long", "videoqa": "videoqa", "suite": "suites"}
 SUITE_METRICS = {"mmlu": ("mmlu", "accuracy"), "mmmu": ("mmmu", "accuracy"), "videomme": ("videomme", "accuracy"),
@@ -38,7 +38,7 @@ def job_chain(target_dir: Path) -> dict[str, dict]:
             continue
         chain[job["job"]] = job
         todo.extend(Path(d) for d in job["upstream_dirs"].values())
-    return {name: chain[name] for name in _JOB_ORDER if name in chain}
+    return {name: chain[name] for name in JOBS if name in chain}
 
 
 def lineage_config(chain: dict[str, dict]) -> dict:

@@ -60,7 +60,7 @@ def _requested_holes(targets):
         else:
             return _HOLES
     dirs = {j["dir"] for t in tables for v in PLAN["tables"][t]["variants"] for j in v["jobs"].values()}
-    return frozenset(h for h in _HOLES if str(Path(h).parent) in dirs or any(h.startswith(d + "/") for d in dirs))
+    return frozenset(h for h in _HOLES if str(Path(h).parent) in dirs)  # a hole is its job's first output file
 
 
 if _HOLES:
