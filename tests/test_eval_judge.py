@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from univid.eval.cache import EvalCache
-from univid.eval.judge import (JudgeBackend, judge_one, judge_predictions, parse_verdict, summarize, system_prompt,
+from univid.eval.videoqa.judge import (JudgeBackend, judge_one, judge_predictions, parse_verdict, summarize, system_prompt,
                                user_prompt)
 
 SNAP = Path(__file__).parent / "snapshots"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from univid.eval.long import (clip_ranges, clip_seconds, detect_scenes, fuse, map_clip2clip, pool_long, tables,
+from univid.eval.vbench.long import (clip_ranges, clip_seconds, detect_scenes, fuse, map_clip2clip, pool_long, tables,
                               video_clips)
 
 

@@ -9,10 +9,11 @@ import pytest
 from univid.cli import main
 from univid.data import synthetic as W
 from univid.data.video import write_video
-from univid.eval import scorers as S
+from univid.eval.vbench import scorers as S
 from univid.eval.cache import EvalCache
 from univid.eval.checks import VideoCheckError
-from univid.eval.vbench_eval import score_video_dir, score_videos
+from univid.eval.vbench.scoring import score_video_dir
+from univid.eval.vbench.standin import score_videos
 from univid.io import write_json
 
 DIMS = ["subject_consistency", "background_consistency", "temporal_flickering", "color"]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from univid.data.formats import write_activitynet_qa
-from univid.eval.videoqa import load
+from univid.eval.videoqa.datasets import load
 
 
 def test_msvd_qa(tmp_path):

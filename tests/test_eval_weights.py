@@ -37,7 +37,7 @@ def test_weights_verify_offline(tmp_path, capsys):
 
 
 def test_shipped_manifest_is_well_formed():
-    from univid.eval.weights import load_manifest
+    from univid.eval.vbench.weights import load_manifest
 
     m = load_manifest()
     files = {f["name"]: f for f in m["files"]}
@@ -56,7 +56,7 @@ def test_shipped_manifest_is_well_formed():
 
 
 def test_verify_reports_prefix_only_pins_as_unpinned(tmp_path):
-    from univid.eval.weights import verify_file
+    from univid.eval.vbench.weights import verify_file
 
     data = b"checkpoint"
     digest = hashlib.sha256(data).hexdigest()
@@ -72,7 +72,7 @@ def test_verify_reports_prefix_only_pins_as_unpinned(tmp_path):
 def test_fetch_extracts_archive_members_and_copies(tmp_path):
     import zipfile
 
-    from univid.eval.weights import fetch
+    from univid.eval.vbench.weights import fetch
 
     src = tmp_path / "src"
     src.mkdir()

@@ -275,7 +275,7 @@ def test_tma_progress_is_recorded_in_manifest_and_mlflow(tmp_path, cfg, comp, mo
     assert json.loads((gen_dir / "job_config.json").read_text())["tma"]["progress"] == "one_minus_sigma"
 
     # Through collect (which reads the generate job's config) to the MLflow run's params.
-    from univid.eval.vbench_constants import DIMENSIONS
+    from univid.eval.vbench.constants import DIMENSIONS
     from univid.report.collect import collect
     from univid.track.mlflow_log import log_table
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from univid.config import job_configs, load_ablation, resolve
-from univid.eval.vbench_constants import DIMENSIONS
+from univid.eval.vbench.constants import DIMENSIONS
 from univid.report.collect import collect, load_published
 from univid.report.render import render_table
 

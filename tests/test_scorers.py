@@ -9,9 +9,10 @@ import pytest
 
 from univid.data import oracle
 from univid.data import synthetic as W
-from univid.eval.scorers import SCORERS, ScoringContext, default_context, position_score, vbench_middle_indices
-from univid.eval.vbench_constants import DIMENSIONS
-from univid.eval.vbench_eval import score_video_dir, score_videos
+from univid.eval.vbench.scorers import SCORERS, ScoringContext, default_context, position_score, vbench_middle_indices
+from univid.eval.vbench.constants import DIMENSIONS
+from univid.eval.vbench.scoring import score_video_dir
+from univid.eval.vbench.standin import score_videos
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +323,7 @@ def test_ground_truth_renders_of_the_smoke_suite_score_high_on_oracle_dimensions
     """The smoke prompt suite and the oracle scorers agree: rendering exactly what each prompt says scores 1 on
     the detector dimensions and counts as dynamic, so a model that learns the world can reach these scores."""
     from univid.data.synthetic import render_clip, spec_from_prompt, vbench_prompt_suite
-    from univid.eval.vbench_eval import score_videos
+    from univid.eval.vbench.standin import score_videos
 
     entries = vbench_prompt_suite(0, per_dimension=2)
     videos = {e["prompt_en"]: [render_clip(spec_from_prompt(e, 0, 17, 64, 64, 8))] for e in entries}

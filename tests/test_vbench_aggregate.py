@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from univid.eval.vbench_aggregate import aggregate
-from univid.eval.vbench_constants import DIMENSIONS, NORMALIZE_MAX, NORMALIZE_MIN, QUALITY_DIMS, SEMANTIC_DIMS
+from univid.eval.vbench.aggregate import aggregate
+from univid.eval.vbench.constants import DIMENSIONS, NORMALIZE_MAX, NORMALIZE_MIN, QUALITY_DIMS, SEMANTIC_DIMS
 
 # Paper Table 1, UniVid row (percent): Total 85.27, Quality 86.44, Semantic 80.58.
 UNIVID_ROW = {

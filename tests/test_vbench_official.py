@@ -12,10 +12,11 @@ import yaml
 
 from univid.data import synthetic as W
 from univid.data.video import write_video
-from univid.eval import vbench_official as O
+from univid.eval.vbench import official as O
 from univid.eval.cache import EvalCache
-from univid.eval.long import tables
-from univid.eval.vbench_eval import backend_options, long_settings, pool_results, score_video_dir
+from univid.eval.vbench.long import tables
+from univid.eval.vbench.scoring import score_video_dir
+from univid.eval.vbench.suite import backend_options, long_settings, pool_results
 
 REPO = Path(__file__).resolve().parents[1]
 LONG = long_settings({"enabled": True}, official=True)

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from univid.eval import videoqa
-from univid.eval.videoqa_synthetic import synthetic_items, write_synthetic_dataset
+from univid.eval.videoqa import datasets as videoqa
+from univid.eval.videoqa.synthetic import synthetic_items, write_synthetic_dataset
 from conftest import send_chat_completion
 
 SYN = {"seed": 500, "clips": 2, "num_frames": 9, "height": 64, "width": 64, "fps": 8}
@@ -193,7 +193,7 @@ def test_videoqa_job_end_to_end_rerun_and_resume(tmp_path, stub_url, capsys):
 
 
 def test_files_source_needs_the_release_dirs(tmp_path):
-    from univid.eval.videoqa_run import benchmark_samples
+    from univid.eval.videoqa.run import benchmark_samples
 
     vq = {"benchmarks": ["msvd_qa"], "source": "files", "split": "test", "max_questions": None,
           "dirs": {"msvd_qa": {"root": None, "videos": None}}}

@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from univid.eval.vbench_constants import DIMENSIONS
+from univid.eval.vbench.constants import DIMENSIONS
 
 
 def vbench_full_info_path() -> Path:

@@ -1,3 +1,3 @@
-"""CLI verbs grouped by area. Each module defines `register(sub, cfg_args)` adding its subparsers; a subparser's
-`fn(args)` does the work. `univid.cli.COMMAND_MODULES` lists the modules. Shared helpers: univid.cli._full_config,
-univid.cli._job."""
+"""The verbs of `univid`, one module per area. Each module defines `register(sub)`, adding its subparsers, and
+`cmd_<verb>(args)` functions that do the work; `univid.cli` only builds the parser from them and dispatches.
+What the verbs share (config options, a job's config, upstream paths) is in `univid.commands.common`."""

@@ -1,4 +1,5 @@
-"""Reproduction verbs: `univid regress` (scores against a committed baseline), `univid compare` (MLflow runs) and
+"""Reproduction verbs: `univid collect` (a table's variants -> results.json/.csv), `univid track` (MLflow),
+`univid report` (LaTeX through Jinja), `univid regress` (scores against a committed baseline), `univid compare` (MLflow runs) and
 `univid plots` (a table's figures for the Snakemake report)."""
 
 from __future__ import annotations
@@ -109,7 +110,41 @@ def cmd_plots(args) -> None:
     print(f"wrote {len(made['written'])} plots to {args.out_dir}: {', '.join(made['written']) or '-'}")
 
 
-def register(sub, cfg_args) -> None:
+def cmd_collect(args) -> None:
+    from univid.report.collect import collect
+
+    pairs = []
+    for item in args.variant:
+        name, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"univid collect: --variant {item!r}: expected NAME=RESULTS_DIR")
+        pairs.append((name, Path(path)))
+    collect(args.table, args.ablation, pairs, Path(args.out))
+
+
+def cmd_track(args) -> None:
+    from univid.track.mlflow_log import log_table
+
+    runs = log_table(Path(args.results), Path(args.out), tracking_uri=args.tracking_uri,
+                     prefix=args.experiment_prefix, artifacts=[Path(a) for a in args.artifact])
+    print(f"MLflow: parent run {runs[0]['parent_run_id']} with {len(runs)} variant runs in experiment "
+          f"{runs[0]['experiment']}")
+
+
+def cmd_report(args) -> None:
+    from univid.report.render import render_table
+
+    render_table(Path(args.results), Path(args.out), template=args.template)
+    if args.mlflow:
+        from univid.track.mlflow_log import log_to_parent
+
+        run_id = log_to_parent(Path(args.mlflow), Path(args.out))
+        print(f"wrote {args.out} (logged to MLflow run {run_id})")
+    else:
+        print(f"wrote {args.out}")
+
+
+def register(sub) -> None:
     sp = sub.add_parser("regress", help="compare the last smoke scores with a committed baseline; exit 1 outside tolerance")
     sp.add_argument("--baseline", default="benchmarks/baselines/smoke.json")
     sp.add_argument("--results", action="append", default=[], help="results.json (default: every smoke table)")
@@ -132,3 +167,26 @@ def register(sub, cfg_args) -> None:
     sp.add_argument("--results", required=True, help="results.json (written by `univid collect`)")
     sp.add_argument("--out-dir", required=True)
     sp.set_defaults(fn=cmd_plots)
+
+    sp = sub.add_parser("collect", help="gather a table's variant scores into results.json/.csv")
+    sp.add_argument("--table", required=True)
+    sp.add_argument("--ablation", required=True)
+    sp.add_argument("--variant", action="append", required=True, metavar="NAME=EVALUATE_DIR")
+    sp.add_argument("--out", required=True, help="results.json (results.csv is written beside it)")
+    sp.set_defaults(fn=cmd_collect)
+
+    sp = sub.add_parser("track", help="log a table to MLflow (one experiment per table, a parent run with one child run per variant)")
+    sp.add_argument("--results", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
+    sp.add_argument("--experiment-prefix", default="univid")
+    sp.add_argument("--artifact", action="append", default=[], metavar="PATH",
+                    help="a file or directory (the table's .tex, its plots) to log on the parent run; repeatable")
+    sp.set_defaults(fn=cmd_track)
+
+    sp = sub.add_parser("report", help="render a table as LaTeX through its Jinja template")
+    sp.add_argument("--results", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--template")
+    sp.add_argument("--mlflow", help="the table's mlflow.json (written by `univid track`): log the .tex to its parent run")
+    sp.set_defaults(fn=cmd_report)

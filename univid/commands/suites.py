@@ -6,19 +6,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from univid.commands.common import config_args, job_config_of, upstream, write_job_config
+
 
 def cmd_evaluate_suite(args) -> None:
-    from univid.cli import _job, _upstream, _write_job_config
     from univid.eval.suites.runner import run_suite
     from univid.reflection import build_reflection
 
-    job, cfg = _job(args, "suite")
+    job, cfg = job_config_of(args, "suite")
     out = Path(args.out or job["dir"])
     weights = args.weights
     if weights is None and cfg["understanding"]["weights"] == "stage3":
-        weights = str(_upstream(job, "stage3", None) / "final" / "weights.safetensors")
+        weights = str(upstream(job, "stage3", None) / "final" / "weights.safetensors")
     reflection = build_reflection(cfg, weights=weights)
-    _write_job_config(out, job)  # before scores.json, the job's completion marker, which run_suite writes last
+    write_job_config(out, job)  # before scores.json, the job's completion marker, which run_suite writes last
 
     def progress(name, i, n):
         if not args.quiet:
@@ -35,10 +36,10 @@ def cmd_evaluate_suite(args) -> None:
           f" [actor calls {c['actor_calls']}, cached {c['actor_hits']}; judge calls {c['judge_calls']}] -> {out}")
 
 
-def register(sub, cfg_args) -> None:
+def register(sub) -> None:
     sp = sub.add_parser("evaluate-suite", help="paper Table 10: MMLU, MMMU, Video-MME, MMBench-Video, MLVU with the "
                         "UniVid Actor")
-    cfg_args(sp)
+    config_args(sp)
     sp.add_argument("--out", help="output directory (default: the suite job's directory)")
     sp.add_argument("--weights", help="UniVid weights (default: stage III's final weights when "
                     "understanding.weights is stage3, none otherwise)")

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from univid.commands.common import config_args, full_config, job_config_of, upstream, write_job_config
+
 
 def cmd_ask(args) -> None:
-    from univid.cli import _full_config
     from univid.io import write_json
     from univid.reflection import build_reflection
 
-    cfg = _full_config(args)
+    cfg = full_config(args)
     video = Path(args.video)
     if not video.is_file():
         raise FileNotFoundError(f"{video}: video not found (expected an existing mp4/avi file)")
@@ -31,20 +32,19 @@ def cmd_ask(args) -> None:
 
 
 def cmd_evaluate_qa(args) -> None:
-    from univid.cli import _job, _upstream, _write_job_config
-    from univid.eval.videoqa_run import run_videoqa
+    from univid.eval.videoqa.run import run_videoqa
 
-    job, cfg = _job(args, "videoqa")
+    job, cfg = job_config_of(args, "videoqa")
     out = Path(args.out or job["dir"])
     weights = None
     if args.weights:
         weights = Path(args.weights)
     elif cfg["understanding"]["weights"] == "stage3":
-        weights = _upstream(job, "stage3", None) / "final" / "weights.safetensors"
+        weights = upstream(job, "stage3", None) / "final" / "weights.safetensors"
     if weights is not None and not weights.is_file():
         raise FileNotFoundError(f"{weights}: Actor weights not found (expected a trained UniVid .safetensors, or "
                                 f"understanding.weights=none)")
-    _write_job_config(out, job)
+    write_job_config(out, job)
     scores = run_videoqa(job, cfg, out, weights, progress=not args.quiet)
     c = scores["counts"]
     cells = " ".join(f"{ds} {b['accuracy']:.1f}%/{b['score']:.2f}" for ds, b in scores["benchmarks"].items())
@@ -53,16 +53,16 @@ def cmd_evaluate_qa(args) -> None:
           f"{c['wall_s']:.1f}s] -> {out / 'scores.json'}")
 
 
-def register(sub, cfg_args) -> None:
+def register(sub) -> None:
     sp = sub.add_parser("evaluate-qa", help="the videoqa job: Video-QA benchmarks with Pyramid Reflection, judged")
-    cfg_args(sp)
+    config_args(sp)
     sp.add_argument("--out", help="job directory (default: the config's videoqa job directory)")
     sp.add_argument("--weights", help="Actor weights (default: the stage III output when understanding.weights is "
                     "stage3)")
     sp.set_defaults(fn=cmd_evaluate_qa)
 
     sp = sub.add_parser("ask", help="answer a question about a video (Pyramid Reflection; prints the answer)")
-    cfg_args(sp, job=False)
+    config_args(sp, job=False)
     sp.add_argument("video")
     sp.add_argument("question")
     sp.add_argument("--trace", help="write the reflection trace (route, rounds, frames, scores, counts) as JSON")

@@ -15,7 +15,7 @@ import pandas as pd
 from univid.config import load_ablation
 from univid.config.jobs import JOBS
 from univid.config.load import deep_merge
-from univid.eval.vbench_constants import DIMENSIONS
+from univid.eval.vbench.constants import DIMENSIONS
 from univid.io import atomic_path, read_json, write_json
 from univid.provenance import provenance
 

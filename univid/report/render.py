@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from univid.eval.vbench_constants import QUALITY_DIMS, SEMANTIC_DIMS
+from univid.eval.vbench.constants import QUALITY_DIMS, SEMANTIC_DIMS
 from univid.io import read_json, write_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

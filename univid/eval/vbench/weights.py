@@ -17,7 +17,7 @@ from pathlib import Path
 from univid.eval.cache import file_sha256
 from univid.io import atomic_path, read_json, write_json
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "benchmarks" / "vbench_weights.json"
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[3] / "benchmarks" / "vbench_weights.json"
 
 
 def vbench_cache_dir(root: str | os.PathLike | None = None) -> Path:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from univid.eval.vbench_constants import DIMENSIONS
+from univid.eval.vbench.constants import DIMENSIONS
 
 CLIP_LENGTH_MODES = ("mix", "fixed2")  # clip_length_mix.yaml | long_custom_input's 2 s for every video
 SCENE_DETECTOR_ID = "univid-content-detector(pyscenedetect-ContentDetector-hsv-mean-delta,min_scene_len=15)"
@@ -38,7 +38,7 @@ SCENE_DETECTOR_ID = "univid-content-detector(pyscenedetect-ContentDetector-hsv-m
 
 @functools.lru_cache(maxsize=1)
 def tables() -> dict:
-    return json.loads((Path(__file__).with_name("vbench_long_tables.json")).read_text())
+    return json.loads((Path(__file__).with_name("long_tables.json")).read_text())
 
 
 def clip_seconds(prompt: str, entries: list[dict], mode: str = "mix") -> int:

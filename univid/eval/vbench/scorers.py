@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from univid.eval.vbench_constants import DIMENSIONS
+from univid.eval.vbench.constants import DIMENSIONS
 
 # ---------------------------------------------------------------------------------------------------------------
 # Frame sampling, as VBench loads frames for each dimension.

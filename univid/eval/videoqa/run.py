@@ -21,8 +21,8 @@ import os
 import time
 from pathlib import Path
 
-from univid.eval import judge as judge_mod
-from univid.eval import videoqa
+from univid.eval.videoqa import judge as judge_mod
+from univid.eval.videoqa import datasets as videoqa
 from univid.eval.cache import EvalCache
 from univid.eval.stats import qa_intervals
 from univid.io import atomic_path, write_json
@@ -33,7 +33,7 @@ PREDICTIONS, TRACES, VERDICTS, SCORES = "predictions.jsonl", "traces.jsonl", "ve
 def benchmark_samples(vq: dict, cache_dir: str | None = None) -> dict[str, list[dict]]:
     """{dataset: samples} for the configured benchmarks, read through the official loaders (the synthetic source is
     first written in each release's layout), each cut to max_questions in file order."""
-    from univid.eval.videoqa_synthetic import write_synthetic_dataset
+    from univid.eval.videoqa.synthetic import write_synthetic_dataset
 
     out = {}
     for ds in vq["benchmarks"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from univid.eval.vbench_constants import (
+from univid.eval.vbench.constants import (
     DIM_WEIGHT,
     DIMENSIONS,
     NORMALIZE_MAX,

@@ -10,7 +10,7 @@ lie in 0..5. A reply that gives no usable verdict, or a backend that keeps faili
 
 The judge is any object with `generate(prompt, system=None, **decoding) -> str` (JudgeBackend); its `backend_id`
 and `model_id` attributes are recorded with every verdict and every summary. In the `videoqa` job
-(univid.eval.videoqa_run) the judge is `llm.roles.judge` — the one config place that picks its backend, stand-in and
+(univid.eval.videoqa.run) the judge is `llm.roles.judge` — the one config place that picks its backend, stand-in and
 decoding — and `eval.videoqa.judge.retries` is the protocol's retry count.
 """
 

@@ -1,16 +1,16 @@
 """Paper-scale VBench(-Long) scores through the official vbench 0.1.5 code, run in its own environment.
 
 vbench pins transformers 4.33, numpy<2 and timm<=1.0.12, so it cannot share .venv (transformers 5): `make
-vbench-env` builds .venv-vbench and this module runs univid/eval/vbench_official_driver.py (univid-free) with that
+vbench-env` builds .venv-vbench and this module runs univid/eval/vbench/official_driver.py (univid-free) with that
 environment's python. The driver takes the arguments of vbench2_beta_long/eval_long.py (build_argv writes them)
 and saves the official `{name}_eval_results.json`; parse_results turns it into per-(video, dimension) records that
-univid.eval.vbench_eval.pool_results pools exactly like the stand-in backend's, so scores.json has one shape.
+univid.eval.vbench.suite.pool_results pools exactly like the stand-in backend's, so scores.json has one shape.
 
 Protocols: eval.vbench.long disabled -> `--mode vbench_standard` (vbench.VBench on whole videos, as `vbench
 evaluate` does); enabled -> `--mode long_vbench_standard` (vbench2_beta_long.VBenchLong: clips of
 clip_length_mix.yaml, --use_semantic_splitting, --dev_flag, --static_filter_flag). The 0.1.5 wheel lacks
 vbench2_beta_long/configs/*.yaml, so the clip-length, mapping and slow-fast files are written from
-vbench_long_tables.json (copied from those files) and passed by absolute path, which eval_long.py accepts.
+long_tables.json (copied from those files) and passed by absolute path, which eval_long.py accepts.
 Weights are read offline from $VBENCH_CACHE_DIR (`--load_ckpt_from_local True`); DINO's torch-hub code loads its
 checkpoint through torch.hub, so TORCH_HOME points into the same root (benchmarks/vbench_weights.json lists both).
 Raw scores are cached per (video sha256, dimension, backend id, prompt entry, long flags), so only the videos with
@@ -29,14 +29,14 @@ from typing import Mapping
 import numpy as np
 
 from univid.eval.cache import EvalCache
-from univid.eval.long import clip_seconds, tables
-from univid.eval.scorers import SCORERS
-from univid.eval.weights import load_manifest, vbench_cache_dir
+from univid.eval.vbench.long import clip_seconds, tables
+from univid.eval.vbench.scorers import SCORERS
+from univid.eval.vbench.weights import load_manifest, vbench_cache_dir
 from univid.io import read_json
 
 VERSION = "vbench 0.1.5 official"
 DEFAULT_PYTHON = ".venv-vbench/bin/python"
-DRIVER = Path(__file__).with_name("vbench_official_driver.py")
+DRIVER = Path(__file__).with_name("official_driver.py")
 RESULTS_NAME = "univid"
 TORCH_HOME_SUBDIR = "torch"  # TORCH_HOME inside $VBENCH_CACHE_DIR: DINO's hubconf reads hub/checkpoints/ there
 
@@ -65,7 +65,7 @@ DEV_FLAG_EXTRACTORS = {"subject_consistency": "dinov2-vitb14", "background_consi
 PER_VIDEO_SCALE = {"imaging_quality": 100.0}
 OFFICIAL_DEVIATIONS = [
     "os.listdir lists files before folders inside vbench2_beta_long (its suffix detection reads the first entry)",
-    "clip-length/mapping/slow-fast yaml written from vbench_long_tables.json (the 0.1.5 wheel lacks them)",
+    "clip-length/mapping/slow-fast yaml written from long_tables.json (the 0.1.5 wheel lacks them)",
 ]
 SCENE_DETECTOR = "vbench2_beta_long split_video_into_scenes (PySceneDetect ContentDetector, threshold 35)"
 
@@ -86,7 +86,7 @@ def official_python(path: str | os.PathLike | None = None, root: str | os.PathLi
     """The vbench environment's python (eval.vbench.official_python, relative paths from the repository root)."""
     p = Path(path or DEFAULT_PYTHON).expanduser()
     if not p.is_absolute():
-        p = Path(root or Path(__file__).resolve().parents[2]) / p
+        p = Path(root or Path(__file__).resolve().parents[3]) / p  # the repository root
     if not p.exists():
         raise FileNotFoundError(f"{p}: vbench environment not found (expected the python of `make vbench-env`, or "
                                 "eval.vbench.official_python naming one)")
@@ -123,7 +123,7 @@ def _yaml_map(pairs) -> str:
 
 
 def write_long_configs(folder: str | os.PathLike, clip_length: str = "mix") -> dict[str, Path]:
-    """vbench2_beta_long/configs/*.yaml from vbench_long_tables.json: {argument: path} for build_argv.
+    """vbench2_beta_long/configs/*.yaml from long_tables.json: {argument: path} for build_argv.
     clip_length "fixed2" is long_custom_input's 2 s for every dimension, given as a clip-length config."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -299,7 +299,7 @@ def score_official(entries: list[dict], video_dir: str | os.PathLike, suite_json
                    weights_root: str | os.PathLike | None = None, work_dir: str | os.PathLike | None = None,
                    keep_work_dir: bool = False) -> dict:
     """Score the suite's videos with the official code; returns score_videos' result shape (+ "official")."""
-    from univid.eval.vbench_eval import cache_key, pool_results
+    from univid.eval.vbench.suite import cache_key, pool_results
 
     video_dir = Path(video_dir)
     backends = {d: backend_id(d, long) for d in wanted}

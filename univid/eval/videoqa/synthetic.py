@@ -1,5 +1,5 @@
 """The synthetic world's held-out clips and questions written in each Video-QA release's OFFICIAL layout, so that the
-smoke run reads them back through the very loaders that read the real releases (univid.eval.videoqa):
+smoke run reads them back through the very loaders that read the real releases (univid.eval.videoqa.datasets):
 
 - MSVD-QA: `{split}_qa.json` [{answer, id, question, video_id}], `youtube_mapping.txt` ("<clip name> vid<N>"),
   `YouTubeClips/<clip name>.avi` (MPEG-4 Part 2 in AVI, as the release's clips);
@@ -27,7 +27,7 @@ import numpy as np
 from univid.data import formats, synthetic
 from univid.data.video import write_video
 from univid.eval.cache import cache_root, key_of
-from univid.eval.videoqa import DATASETS, TGIF_COLUMNS
+from univid.eval.videoqa.datasets import DATASETS, TGIF_COLUMNS
 from univid.io import atomic_dir, atomic_path, write_json
 
 WRITER_VERSION = 1  # bump when a writer's output changes: it is part of the content key
@@ -143,7 +143,7 @@ WRITERS = {"msvd_qa": write_msvd_qa, "msrvtt_qa": write_msrvtt_qa, "tgif_frameqa
 
 
 def write_synthetic_dataset(dataset: str, syn: dict, split: str, cache_dir: str | None = None) -> Path:
-    """The data set's release directory (written once, content-keyed); read it with univid.eval.videoqa.load."""
+    """The data set's release directory (written once, content-keyed); read it with univid.eval.videoqa.datasets.load."""
     keys = ("seed", "clips", "num_frames", "height", "width", "fps")
     missing = [k for k in keys if k not in syn]
     if missing:
