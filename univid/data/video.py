@@ -59,9 +59,13 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": _CRF, "preset": "medium"}
+            # Single-threaded, because videos are keyed and scored by content: PyAV converts RGB -> YUV with
+            # swscale using the codec's thread count (0: automatic slicing), and on a busy machine the same frames
+            # then encoded to different files and pixels (the SLURM run's Table 4 differed from the local one).
+            stream.options = {"crf": _CRF, "preset": "medium", "threads": "1"}
             for frame in frames:
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                vf = vf.reformat(format="yuv420p", threads=1)
                 for packet in stream.encode(vf):
                     container.mux(packet)
             for packet in stream.encode():  # flush the encoder's delayed frames
