@@ -23,7 +23,8 @@ from univid.data.curate import curate
 from univid.models.builder import build
 from univid.models.tma import alpha_txt
 from univid.train.conversation import conversation_pieces, text_segments
-from univid.train.losses import flow_matching_loss, sft_batch, sft_loss
+from univid.train.losses import flow_matching_loss, precomputed_condition, sft_batch, sft_loss
+from univid.train.precompute import run_precompute
 from univid.train.stages import prepare, train_stage, train_step
 from univid.train.trainable import phase_schedule, trainable_names
 
@@ -76,6 +77,13 @@ def curated(tmp_path_factory, cfg):
     return out
 
 
+@pytest.fixture(scope="module")
+def precomputed(tmp_path_factory, cfg, curated):
+    out = tmp_path_factory.mktemp("precomputed")
+    run_precompute(cfg, curated, out, log=lambda msg: None)
+    return out
+
+
 def _grads(comp) -> set[str]:
     return {n for n, p in comp.model.named_parameters() if p.grad is not None}
 
@@ -94,8 +102,8 @@ def test_phase_schedule_covers_every_step_and_rejects_bad_fractions():
 
 
 @pytest.mark.parametrize("stage", [1, 2])
-def test_stage_trains_exactly_its_set(cfg, curated, stage):
-    run = prepare(stage, cfg, curated, max_steps=2)
+def test_stage_trains_exactly_its_set(cfg, curated, precomputed, stage):
+    run = prepare(stage, cfg, curated, max_steps=2, precompute_dir=precomputed)
     expected = _expected(run.comp, EXPECTED[(stage, None)])
     if stage == 1:  # LoRA: 2 blocks x 4 targets x A/B; the connector's own layout is the connector's business
         assert sum(bool(re.fullmatch(LORA, n)) for n in expected) == 16 and any(n.startswith("connector.") for n in expected)
@@ -110,8 +118,8 @@ def test_stage_trains_exactly_its_set(cfg, curated, stage):
     assert changed and changed <= expected
 
 
-def test_stage3_phases_train_exactly_their_sets(cfg, curated):
-    run = prepare(3, cfg, curated)
+def test_stage3_phases_train_exactly_their_sets(cfg, curated, precomputed):
+    run = prepare(3, cfg, curated, precompute_dir=precomputed)
     frozen_before = {n: p.detach().clone() for n, p in run.comp.model.named_parameters() if n not in run.names}
     assert set(run.names) == _expected(run.comp, EXPECTED[(3, "c")])
     seen: dict[str, set] = {}
@@ -176,19 +184,23 @@ def test_sft_loss_is_on_assistant_tokens_only(cfg):
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "none"])
-def test_tma_is_active_during_stage1(curated, schedule):
+def test_tma_is_active_during_stage1(curated, precomputed, schedule):
+    """Every cross-attention of every DiT call goes through TMA, each sample at the progress of its own noise level."""
     cfg = resolve({**SMALL_DATA, "tma": {"schedule": schedule}})
     comp = build(cfg)
     comp.tma.record = True
-    run = prepare(1, cfg, curated, max_steps=8, comp=comp)
+    run = prepare(1, cfg, curated, max_steps=8, comp=comp, precompute_dir=precomputed)
     n_blocks = cfg["model"]["dit"]["config"]["num_layers"]
+    batch = cfg["train"]["stage1"]["batch_size"]
     boosted = 0
     for step in range(8):
         comp.tma.probe.clear()
         row = train_step(run, step)
-        assert len(comp.tma.probe) == n_blocks  # every cross-attention of the one DiT call went through TMA
-        u = row["sigma_index"] / len(run.sigmas)
-        for pu, a_txt, a_img in comp.tma.probe:
+        assert len(row["sigma_index"]) == batch
+        assert len(comp.tma.probe) == n_blocks * batch  # one (u, alphas) per sample per cross-attention
+        us = [i / len(run.sigmas) for i in row["sigma_index"]]
+        for k, (pu, a_txt, a_img) in enumerate(comp.tma.probe):
+            u = us[k % batch]
             assert pu == pytest.approx(u)
             assert a_txt == pytest.approx(alpha_txt(u, schedule, cfg["tma"]["lambda_txt"], cfg["tma"]["txt_end"]))
             boosted += a_txt > 1.0
@@ -198,23 +210,29 @@ def test_tma_is_active_during_stage1(curated, schedule):
         assert boosted > 0  # some sampled steps fall in u < txt_end, where alpha_txt > 1
 
 
-def test_loss_falls_on_the_synthetic_world(curated):
+def test_loss_falls_on_the_synthetic_world(curated, precomputed):
     """Stage I on 4 clips for 200 steps: the flow-matching loss on fixed (clip, sigma, noise) probes must drop >= 15%.
 
     (Stage II cannot show this at smoke scale: the frozen random LLM's tied embeddings (std 0.02) bound its logits to
     about +-1.3, so answer cross-entropy has a floor near ln(vocab) - 1.3 whatever the ViT side learns.)"""
     cfg = resolve({**SMALL_DATA, "train": {"stage1": {"lr": 3e-3, "batch_size": 4}}})
-    run = prepare(1, cfg, curated, max_steps=200)
-    run.gen_set = run.gen_set[:4]
+    run = prepare(1, cfg, curated, max_steps=200, precompute_dir=precomputed)
+    items = [run.gen_data.reader[i] for i in range(4)]
 
     def probe_loss() -> float:
         g = torch.Generator().manual_seed(123)
-        latents = torch.cat([c.latents for c in run.gen_set])
-        captions = [c.caption for c in run.gen_set]
+        latents = torch.stack([c["latents"] for c in items])
+        conds = torch.nn.utils.rnn.pad_sequence([c["condition"] for c in items], batch_first=True)
+        mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(c["condition"]), dtype=torch.bool) for c in items],
+                                               batch_first=True)
         run.comp.model.eval()
+        losses = []
         with torch.no_grad():
-            losses = [flow_matching_loss(run.comp, latents, captions, i, run.sigmas, g, 0.0).item()
-                      for i in (100, 300, 500, 700, 900)]
+            for i in (100, 300, 500, 700, 900):
+                context, is_image = precomputed_condition(run.comp, conds, mask)
+                noise = torch.randn(latents.shape, generator=g)
+                losses.append(flow_matching_loss(run.comp, latents, noise, [i] * 4, run.sigmas, context,
+                                                 is_image).item())
         return sum(losses) / len(losses)
 
     before = probe_loss()
@@ -224,24 +242,25 @@ def test_loss_falls_on_the_synthetic_world(curated):
     assert after < 0.85 * before, (before, after)
 
 
-def _train_cmd(out: Path, curated: Path, init: Path, extra=()) -> list[str]:
+def _train_cmd(out: Path, curated: Path, init: Path, precomputed: Path, extra=()) -> list[str]:
     return [sys.executable, "-m", "univid.cli", "train", "--stage", "3", "--quiet", "--out", str(out),
             "--curate", str(curated), "--init1", str(init / "s1"), "--init2", str(init / "s2"),
+            "--precompute", str(precomputed),
             "--set", "data.num_gen_samples=4", "--set", "data.synthetic.n_clips=8", "--set", "data.num_qa_samples=12",
             "--set", "train.stage3.steps=24", "--save-every", "2", *extra]
 
 
-def test_resume_after_sigkill_is_bitwise_identical(tmp_path, cfg, curated):
+def test_resume_after_sigkill_is_bitwise_identical(tmp_path, cfg, curated, precomputed):
     init = tmp_path / "init"
     for stage in (1, 2):
-        train_stage(stage, cfg, curated, init / f"s{stage}", max_steps=2, progress=False)
+        train_stage(stage, cfg, curated, init / f"s{stage}", max_steps=2, progress=False, precompute_dir=precomputed)
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    whole = subprocess.Popen(_train_cmd(tmp_path / "whole", curated, init), env=env, stdout=subprocess.PIPE,
+    whole = subprocess.Popen(_train_cmd(tmp_path / "whole", curated, init, precomputed), env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     killed = tmp_path / "killed"
     victim_log = tmp_path / "victim.log"
     with open(victim_log, "w") as log:
-        victim = subprocess.Popen(_train_cmd(killed, curated, init), env=env, stdout=log, stderr=subprocess.STDOUT)
+        victim = subprocess.Popen(_train_cmd(killed, curated, init, precomputed), env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 240
     while not (killed / "checkpoints" / "step-2").is_dir():
         assert victim.poll() is None and time.time() < deadline, \
@@ -250,7 +269,7 @@ def test_resume_after_sigkill_is_bitwise_identical(tmp_path, cfg, curated):
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     assert not (killed / "final").exists(), "killed too late: the run had already finished"
-    resumed = subprocess.run(_train_cmd(killed, curated, init), env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(_train_cmd(killed, curated, init, precomputed), env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resumed at step" in resumed.stdout
     out, _ = whole.communicate(timeout=300)
@@ -290,11 +309,13 @@ def test_train_by_hand_curates_first(tmp_path):
     assert job["train"]["stage2"]["steps"] == 2  # a shortened run is keyed as such
 
 
-def test_t5_conditioning_trains_the_dit_lora_only(curated):
-    """model.conditioning t5 (Table 3 "w/o MLLM"): stage I trains the DiT LoRA on the frozen UMT5's context; nothing
-    of the MLLM -> DiT adapter (connector, VAE-feature projection) trains in stage I or III."""
+def test_t5_conditioning_trains_the_dit_lora_only(curated, tmp_path):
+    """model.conditioning t5 (Table 3 "w/o MLLM"): stage I trains the DiT LoRA on the frozen UMT5's context
+    (precomputed: the UMT5 never runs during training); nothing of the MLLM -> DiT adapter (connector, VAE-feature
+    projection) trains in stage I or III."""
     cfg = resolve({**SMALL_DATA, "model": {"conditioning": "t5"}, "train": {"stage3": STAGE3}})
-    run = prepare(1, cfg, curated, max_steps=3)
+    run_precompute(cfg, curated, tmp_path, log=lambda msg: None)
+    run = prepare(1, cfg, curated, max_steps=3, precompute_dir=tmp_path)
     comp = run.comp
     lora = _expected(comp, (LORA,))
     assert set(run.names) == lora and len(lora) == 16
@@ -307,7 +328,12 @@ def test_t5_conditioning_trains_the_dit_lora_only(curated):
             assert _requires_grad(comp) == lora and _grads(comp) == lora
     finally:
         h.remove()
-    assert calls == [False] * 3  # the UMT5 encodes every batch, in eval mode (frozen, no dropout)
+    assert calls == []  # the frozen UMT5's context was precomputed: it does not run in the training loop
+    # ... and the precomputed context is the stock WanPipeline encoding of the caption, by the job's own UMT5
+    from univid.models.conditioning import encode_t5
+
+    item = run.gen_data.reader[0]
+    assert torch.equal(item["condition"], encode_t5(comp, [item["caption"]])[0][0])
     changed = {n for n, p in comp.model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and changed <= lora  # connector, MLLM and text encoder untouched
     for phase, want in {"a": (VIT_LAST2, VISION_PROJ), "b": (LORA,), "c": (VIT_LAST2, VISION_PROJ, LORA)}.items():

@@ -15,6 +15,7 @@ from univid.config.jobs import BENCHMARK_JOBS, lineage_jobs
 # What each job writes (relative to its directory); the first file is written last and marks completion.
 JOB_OUTPUTS = {
     "curate": ["curation_report.json", "gen_train.jsonl", "qa_train.json", "qa_test.json", "prompts.json"],
+    "precompute": ["index.json", "null.safetensors"],
     "stage1": ["train_log.json", "final/weights.safetensors"],
     "stage2": ["train_log.json", "final/weights.safetensors"],
     "stage3": ["train_log.json", "final/weights.safetensors"],
@@ -26,9 +27,10 @@ JOB_OUTPUTS = {
 _WEIGHTS = ["final/weights.safetensors"]
 JOB_INPUTS = {  # which upstream files a job reads
     "curate": {},
-    "stage1": {"curate": ["gen_train.jsonl"]},
+    "precompute": {"curate": ["gen_train.jsonl"]},
+    "stage1": {"precompute": ["index.json"]},
     "stage2": {"curate": ["qa_train.json"]},
-    "stage3": {"curate": ["gen_train.jsonl", "qa_train.json"], "stage1": ["final/weights.safetensors"],
+    "stage3": {"curate": ["qa_train.json"], "precompute": ["index.json"], "stage1": ["final/weights.safetensors"],
                "stage2": ["final/weights.safetensors"]},
     # generate reads stage I or stage III weights (sampling.from_stage); understanding reads stage III or none
     "generate": {"curate": ["prompts.json"], "stage1": _WEIGHTS, "stage3": _WEIGHTS},

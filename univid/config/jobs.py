@@ -12,7 +12,7 @@ from pathlib import Path
 from univid import __version__
 from univid.config.load import config_hash
 
-JOBS = ("curate", "stage1", "stage2", "stage3", "generate", "evaluate", "videoqa", "suite")
+JOBS = ("curate", "precompute", "stage1", "stage2", "stage3", "generate", "evaluate", "videoqa", "suite")
 # The job whose outputs a table's rows are read from, per benchmark kind (workflows/config.yaml `tables.*.benchmark`).
 BENCHMARK_JOBS = {"vbench_long": "evaluate", "videoqa": "videoqa", "suites": "suite"}
 
@@ -20,12 +20,21 @@ BENCHMARK_JOBS = {"vbench_long": "evaluate", "videoqa": "videoqa", "suites": "su
 _GEN_MODEL = ("tokenizer", "llm", "vit", "vae", "dit", "scheduler", "connector", "encoders", "max_text_tokens",
               "conditioning", "text_encoder")
 _UND_MODEL = ("tokenizer", "llm", "vit", "max_text_tokens")
+# The precompute job's frozen encoders: the VAE, and the caption's encoder (MLLM or UMT5). Not the DiT, connector
+# or encoders choice (its captions are text-only), and not `tma`: every Table-4 variant reads the same shards.
+_PRECOMPUTE_MODEL = ("tokenizer", "llm", "vit", "vae", "max_text_tokens", "conditioning", "text_encoder")
 # The Actor may read VAE latents too (understanding.encoders, paper Table 9).
 _ACTOR_MODEL = ("tokenizer", "llm", "vit", "vae", "max_text_tokens")
 
 
 def _pick(section: dict, keys) -> dict:
     return {k: section[k] for k in keys if k in section}
+
+
+def training_clip(cfg: dict) -> dict:
+    """train.clip with each null key taken from `sampling`: training clips match inference by default (A.3)."""
+    c, s = cfg["train"].get("clip") or {}, cfg["sampling"]
+    return {k: (c.get(k) if c.get(k) is not None else s[k]) for k in ("height", "width", "num_frames", "fps")}
 
 
 def job_configs(cfg: dict) -> dict[str, dict]:
@@ -45,11 +54,17 @@ def job_configs(cfg: dict) -> dict[str, dict]:
         jobs[name] = job
 
     add("curate", {"data": cfg["data"], "eval": {"vbench": _pick(cfg["eval"]["vbench"], ("prompt_suite", "per_dimension"))}}, ())
-    add("stage1", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"], "train": {"stage1": cfg["train"]["stage1"]}}, ("curate",))
-    add("stage2", {"model": _pick(cfg["model"], _UND_MODEL), "train": {"stage2": cfg["train"]["stage2"]}}, ("curate",))
+    tr = cfg["train"]
+    add("precompute", {"model": _pick(cfg["model"], _PRECOMPUTE_MODEL),
+                       "train": {"clip": training_clip(cfg), "precompute": tr["precompute"]}}, ("curate",))
+    # How a stage trains (precision, checkpointing, workers) is part of its key: bf16 and float32 runs differ.
+    engine = {k: tr[k] for k in ("mixed_precision", "gradient_checkpointing", "num_workers")}
+    add("stage1", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
+                   "train": {"stage1": tr["stage1"], **engine}}, ("curate", "precompute"))
+    add("stage2", {"model": _pick(cfg["model"], _UND_MODEL), "train": {"stage2": tr["stage2"], **engine}}, ("curate",))
     add("stage3", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
-                   "train": {"stage1": cfg["train"]["stage1"], "stage3": cfg["train"]["stage3"]}},
-        ("curate", "stage1", "stage2"))
+                   "train": {"stage1": tr["stage1"], "stage3": tr["stage3"], **engine}},
+        ("curate", "precompute", "stage1", "stage2"))
     # sampling.from_stage picks the weights generation loads: 3 (joint) or 1 (paper Table 6's "Stage I" row).
     gen_from = f"stage{cfg['sampling']['from_stage']}"
     add("generate", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"], "sampling": cfg["sampling"],

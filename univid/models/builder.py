@@ -3,6 +3,12 @@
 A component spec with `path` is loaded with `from_pretrained` (hub id or a local directory in the official layout,
 e.g. Wan2.2-TI2V-5B-Diffusers/{transformer,vae,scheduler}); with `path: null` the same class is built from `config`
 with seeded random init. The config decides; the code path is the same.
+
+Loading is what the libraries intend: each checkpoint is read straight into its dtype (`torch_dtype`, with
+low-CPU-memory loading), never as a float32 copy cast afterwards. The DiT, LLM, ViT and text encoder load in the
+config's `dtype`, except the modules a class keeps in float32 (diffusers' `_keep_in_fp32_modules`: Wan's time
+embedder, norms and modulation tables); the Wan VAE always stays float32, as diffusers' Wan examples run it.
+A job builds only the parts it uses (`parts`): understanding jobs never construct the DiT.
 """
 
 from __future__ import annotations
@@ -29,6 +35,12 @@ from univid.models.tokenizer import load_tokenizer
 CONDITIONINGS = ("mllm", "t5")  # paper Table 3: UniVid (MLLM -> connector) | "w/o MLLM" (Wan's own UMT5)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CROSS_ATTN_LORA_TARGETS = ["attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0"]
+# What a job can build. The MLLM (llm + vit) is always built. Each random-init part draws from its own seed
+# (cfg seed + SEED_OFFSETS[part]), so a job that leaves parts out builds the others exactly as a job that has them.
+PARTS = ("mllm", "vae", "dit", "connector", "text_encoder")
+GENERATION_PARTS = ("mllm", "vae", "dit", "connector", "text_encoder")  # text_encoder: only with conditioning t5
+UNDERSTANDING_PARTS = ("mllm", "vae")  # the Actor and the frame pool: ViT, LLM (and VAE tokens, Table 9)
+SEED_OFFSETS = {"llm": 0, "vit": 1, "vae": 2, "dit": 3, "projections": 4, "connector": 5, "text_encoder": 6, "lora": 7}
 
 
 def _check_path(spec: dict, what: str) -> None:
@@ -41,35 +53,57 @@ def _check_path(spec: dict, what: str) -> None:
                                     f"(expected the official on-disk layout, or a hub id)")
 
 
-def build_llm(spec: dict, vocab_size: int) -> Qwen2ForCausalLM:
+def cast_keeping_fp32(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """A random-init module in `dtype`, except the submodules its class keeps in float32 (as from_pretrained does)."""
+    if dtype == torch.float32:
+        return module
+    module.to(dtype=dtype)
+    keep = getattr(module, "_keep_in_fp32_modules", None) or []
+    for name, sub in module.named_modules():
+        if any(k in name.split(".") for k in keep):
+            sub.to(dtype=torch.float32)
+    return module
+
+
+def build_llm(spec: dict, vocab_size: int, dtype: torch.dtype = torch.float32) -> Qwen2ForCausalLM:
     _check_path(spec, "llm")
     if spec.get("path"):
-        return Qwen2ForCausalLM.from_pretrained(spec["path"])
-    return Qwen2ForCausalLM(Qwen2Config(vocab_size=vocab_size, **spec["config"]))
+        return Qwen2ForCausalLM.from_pretrained(spec["path"], dtype=dtype, low_cpu_mem_usage=True)
+    return cast_keeping_fp32(Qwen2ForCausalLM(Qwen2Config(vocab_size=vocab_size, **spec["config"])), dtype)
 
 
-def build_vit(spec: dict) -> SiglipVisionModel:
+def build_vit(spec: dict, dtype: torch.dtype = torch.float32) -> SiglipVisionModel:
     _check_path(spec, "vit")
     if spec.get("path"):
-        return SiglipVisionModel.from_pretrained(spec["path"])
-    return SiglipVisionModel(SiglipVisionConfig(**spec["config"]))
+        return SiglipVisionModel.from_pretrained(spec["path"], dtype=dtype, low_cpu_mem_usage=True)
+    return cast_keeping_fp32(SiglipVisionModel(SiglipVisionConfig(**spec["config"])), dtype)
 
 
 def build_vae(spec: dict) -> AutoencoderKLWan:
+    """Always float32: the Wan VAE runs in float32 in diffusers' Wan examples, whatever the DiT's dtype."""
     _check_path(spec, "vae")
     if spec.get("path"):
-        return AutoencoderKLWan.from_pretrained(spec["path"], subfolder=spec.get("subfolder"))
+        return AutoencoderKLWan.from_pretrained(spec["path"], subfolder=spec.get("subfolder"),
+                                                torch_dtype=torch.float32, low_cpu_mem_usage=True)
     return AutoencoderKLWan(**spec["config"])
 
 
-def build_dit(spec: dict) -> WanTransformer3DModel:
+def build_dit(spec: dict, dtype: torch.dtype = torch.float32) -> WanTransformer3DModel:
     _check_path(spec, "dit")
     if spec.get("path"):
-        return WanTransformer3DModel.from_pretrained(spec["path"], subfolder=spec.get("subfolder"))
-    return WanTransformer3DModel(**spec["config"])
+        return WanTransformer3DModel.from_pretrained(spec["path"], subfolder=spec.get("subfolder"), torch_dtype=dtype,
+                                                     low_cpu_mem_usage=True)
+    return cast_keeping_fp32(WanTransformer3DModel(**spec["config"]), dtype)
 
 
-def build_text_encoder(spec: dict, tokenizer) -> tuple[UMT5EncoderModel, object]:
+def vae_z_dim(spec: dict) -> int:
+    """The VAE's latent channels without building it (its config.json, or the spec's config)."""
+    if spec.get("path"):
+        return AutoencoderKLWan.load_config(spec["path"], subfolder=spec.get("subfolder"))["z_dim"]
+    return spec["config"]["z_dim"]
+
+
+def build_text_encoder(spec: dict, tokenizer, dtype: torch.dtype = torch.float32) -> tuple[UMT5EncoderModel, object]:
     """Wan's own text encoder and its tokenizer (`model.conditioning: t5`, Table 3 "w/o MLLM").
 
     With `path`: UMT5EncoderModel from `subfolder` and the tokenizer from `tokenizer_subfolder` of the same checkpoint
@@ -78,10 +112,11 @@ def build_text_encoder(spec: dict, tokenizer) -> tuple[UMT5EncoderModel, object]
     """
     _check_path(spec, "text_encoder")
     if spec.get("path"):
-        encoder = UMT5EncoderModel.from_pretrained(spec["path"], subfolder=spec.get("subfolder"))
+        encoder = UMT5EncoderModel.from_pretrained(spec["path"], subfolder=spec.get("subfolder"), dtype=dtype,
+                                                   low_cpu_mem_usage=True)
         tokenizer = AutoTokenizer.from_pretrained(spec["path"], subfolder=spec.get("tokenizer_subfolder"))
     else:
-        encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), **spec["config"]))
+        encoder = cast_keeping_fp32(UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), **spec["config"])), dtype)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # WanPipeline._get_t5_prompt_embeds keeps the first seq_len positions of each row: it assumes right padding.
@@ -101,10 +136,10 @@ def build_scheduler(spec: dict) -> UniPCMultistepScheduler:
 
 class UniVid(nn.Module):
     """Container: parameter names (`mllm.*`, `connector.*`, `dit.*`, `vae.*`, `text_encoder.*`) are the checkpoint
-    keys."""
+    keys. A part a job does not use is None."""
 
-    def __init__(self, mllm: UniVidMLLM, connector: Connector, dit: WanTransformer3DModel, vae: AutoencoderKLWan,
-                 text_encoder: UMT5EncoderModel | None = None):
+    def __init__(self, mllm: UniVidMLLM, connector: Connector | None, dit: WanTransformer3DModel | None,
+                 vae: AutoencoderKLWan | None, text_encoder: UMT5EncoderModel | None = None):
         super().__init__()
         self.mllm, self.connector, self.dit, self.vae = mllm, connector, dit, vae
         self.text_encoder = text_encoder  # only with conditioning t5; always frozen (as in Wan)
@@ -132,45 +167,65 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build(cfg: dict) -> Components:
-    """Every component at the configured scale. Random-init parts are seeded by cfg['seed']."""
+def build(cfg: dict, parts: tuple[str, ...] | None = None) -> Components:
+    """The parts a job uses (default: every generation part) at the configured scale, each loaded straight into its
+    dtype and moved to the device. Random-init parts are seeded by cfg['seed']."""
     m = cfg["model"]
+    parts = GENERATION_PARTS if parts is None else tuple(parts)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"builder parts {unknown}: unknown (expected some of {', '.join(PARTS)})")
+    if "connector" in parts and "dit" not in parts:
+        raise ValueError("builder parts: the connector needs the DiT (its output width is the DiT's text_dim)")
     conditioning = m["conditioning"]
     if conditioning not in CONDITIONINGS:
         raise ValueError(f"model.conditioning {conditioning!r}: expected one of {', '.join(CONDITIONINGS)}")
-    torch.manual_seed(cfg["seed"])
+    device, dtype = resolve_device(cfg["device"]), DTYPES[cfg["dtype"]]
+
+    def seeded(part: str):
+        torch.manual_seed(cfg["seed"] + SEED_OFFSETS[part])
+
     tokenizer = load_tokenizer(m["tokenizer"])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    llm = build_llm(m["llm"], vocab_size=len(tokenizer))
-    vit = build_vit(m["vit"])
-    vae = build_vae(m["vae"])
-    dit = build_dit(m["dit"])
-    mllm = UniVidMLLM(llm, vit, vae_z_dim=vae.config.z_dim)
-    c = m["connector"]
-    connector = Connector(c["kind"], mllm.hidden_size, dit.config.text_dim, c["num_tokens"], c["kernel_size"],
-                          c["num_layers"], c["dropout"])
-    s1 = cfg["train"]["stage1"]
-    # LoRA on the DiT cross-attention (B is zero-initialised, so an untrained adapter is the identity).
-    dit.add_adapter(LoraConfig(r=s1["lora_r"], lora_alpha=s1["lora_alpha"], lora_dropout=s1["lora_dropout"],
-                               target_modules=CROSS_ATTN_LORA_TARGETS, init_lora_weights=True))
+    seeded("llm")
+    llm = build_llm(m["llm"], vocab_size=len(tokenizer), dtype=dtype)
+    seeded("vit")
+    vit = build_vit(m["vit"], dtype=dtype)
+    seeded("vae")
+    vae = build_vae(m["vae"]) if "vae" in parts else None
+    seeded("dit")
+    dit = build_dit(m["dit"], dtype=dtype) if "dit" in parts else None
+    seeded("projections")
+    mllm = UniVidMLLM(llm, vit, vae_z_dim=vae.config.z_dim if vae is not None else vae_z_dim(m["vae"]))
+    connector = None
+    if "connector" in parts:
+        c = m["connector"]
+        seeded("connector")
+        connector = Connector(c["kind"], mllm.hidden_size, dit.config.text_dim, c["num_tokens"], c["kernel_size"],
+                              c["num_layers"], c["dropout"])
     tma = TMAState.from_config(cfg["tma"])
-    install_tma(dit, tma)
+    if dit is not None:
+        s1 = cfg["train"]["stage1"]
+        # LoRA on the DiT cross-attention (B is zero-initialised, so an untrained adapter is the identity).
+        seeded("lora")
+        dit.add_adapter(LoraConfig(r=s1["lora_r"], lora_alpha=s1["lora_alpha"], lora_dropout=s1["lora_dropout"],
+                                   target_modules=CROSS_ATTN_LORA_TARGETS, init_lora_weights=True))
+        install_tma(dit, tma)
     text_encoder = text_tokenizer = None
-    if conditioning == "t5":  # built last, so the seeded parts above are the same under either conditioning
+    if conditioning == "t5" and "text_encoder" in parts:
         # A fresh tokenizer object at smoke (path null): padding_side is set on it, not on the MLLM's.
         own = None if m["text_encoder"].get("path") else load_tokenizer(m["tokenizer"])
-        text_encoder, text_tokenizer = build_text_encoder(m["text_encoder"], own)
-        if text_encoder.config.d_model != dit.config.text_dim:
+        seeded("text_encoder")
+        text_encoder, text_tokenizer = build_text_encoder(m["text_encoder"], own, dtype=dtype)
+        if dit is not None and text_encoder.config.d_model != dit.config.text_dim:
             raise ValueError(f"model.text_encoder: hidden size {text_encoder.config.d_model} but the DiT's text_dim "
                              f"is {dit.config.text_dim} (expected them equal: its last hidden state is the context)")
+    # New modules (projections, connector) are created in float32; they take the config's dtype like the rest.
+    for part in (mllm.vision_proj, mllm.vae_proj) + ((connector,) if connector is not None else ()):
+        part.to(dtype=dtype)
     model = UniVid(mllm, connector, dit, vae, text_encoder)
-    device, dtype = resolve_device(cfg["device"]), DTYPES[cfg["dtype"]]
-    for part in (model.mllm, model.connector, model.dit) + ((text_encoder,) if text_encoder is not None else ()):
-        part.to(device=device)
-        if dtype != torch.float32:
-            part.to(dtype=dtype)
-    model.vae.to(device=device)  # the Wan VAE stays in float32, as diffusers' Wan examples run it
+    model.to(device=device)
     model.requires_grad_(False)
     model.eval()
     return Components(model, tokenizer, build_scheduler(m["scheduler"]), tma, m["encoders"], m["max_text_tokens"],
@@ -190,11 +245,14 @@ def save_weights(tensors: dict[str, torch.Tensor], path: str | Path, metadata: d
 
 
 def load_weights(model: nn.Module, path: str | Path) -> list[str]:
-    """Load a partial checkpoint (what a stage trained); every key must name a parameter of the model."""
+    """Load a partial checkpoint (what a stage trained). Keys of parts this job did not build (e.g. `dit.*` in an
+    understanding job) are skipped; every other key must name a parameter of the model."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found (expected a .safetensors written by `univid train`)")
     tensors = load_file(str(path))
+    absent = {name for name in PARTS if getattr(model, name, ...) is None}  # parts this job did not build
+    tensors = {k: v for k, v in tensors.items() if k.split(".", 1)[0] not in absent}
     params = dict(model.named_parameters())
     unknown = sorted(set(tensors) - set(params))
     if unknown:

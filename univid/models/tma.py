@@ -7,7 +7,8 @@ or alpha_txt == alpha_img), into SDPA's `scale` argument: one SDPA call, no mate
 diffusers' WanAttnProcessor (and with alpha = 1 the very same call).
 
 Progress u is shared state advanced once per denoising step by the sampler (never per forward call), so the
-conditional and unconditional CFG branches see the same alpha.
+conditional and unconditional CFG branches see the same alpha. Training draws a noise level per sample, so the trainer
+sets one u per sample (`set_samples`); alpha is then a per-sample, per-key gain on K.
 
 Token provenance (which context tokens are image-derived) is a property of each CFG branch's context: with a reference
 image the conditional and negative contexts can split differently after the connector's length adaptation. The sampler
@@ -44,6 +45,7 @@ class TMAState:
     # (context tensor, token_is_image or None) per CFG branch, set by the sampler for one sampling run; empty otherwise
     branch_contexts: list = field(default_factory=list)
     _gains: list = field(default_factory=list, repr=False)  # (mask, alphas, dtype, device, gain) for this step
+    u_batch: list | None = None  # one u per sample (training); None: the single `u` of the sampler's step
 
     @classmethod
     def from_config(cls, tma_cfg: dict) -> "TMAState":
@@ -54,7 +56,30 @@ class TMAState:
 
     def set_step(self, step_index: int, num_steps: int, sigma: float) -> None:
         self.u = progress(step_index, num_steps, sigma, self.progress_definition)
+        self.u_batch = None
         self._gains.clear()
+
+    def set_samples(self, step_indices: list[int], num_steps: int, sigmas: list[float]) -> None:
+        """One progress per sample of a training batch (sample b at step_indices[b] of num_steps, noise sigmas[b])."""
+        self.u_batch = [progress(i, num_steps, s, self.progress_definition) for i, s in zip(step_indices, sigmas)]
+        self._gains.clear()
+
+    def sample_gain(self, mask: torch.Tensor | None, batch: int, keys: int, dtype: torch.dtype,
+                    device: torch.device) -> torch.Tensor | None:
+        """[B, M, 1] per-sample, per-key alpha for a training batch; None when every alpha is 1."""
+        if len(self.u_batch) != batch:
+            raise RuntimeError(f"TMA: {len(self.u_batch)} per-sample progresses for a batch of {batch} "
+                               f"(expected set_samples with one step per sample)")
+        a_txt = torch.tensor([alpha_txt(u, self.schedule, self.lambda_txt, self.txt_end) for u in self.u_batch])
+        a_img = torch.tensor([alpha_img(u, self.schedule, self.lambda_img, self.img_start) for u in self.u_batch])
+        if self.record:
+            self.probe.extend(zip(self.u_batch, a_txt.tolist(), a_img.tolist()))
+        if bool((a_txt == 1).all()) and (mask is None or bool((a_img == 1).all())):
+            return None
+        gain = a_txt[:, None].expand(batch, keys)
+        if mask is not None:
+            gain = torch.where(mask.cpu(), a_img[:, None], gain)
+        return gain.to(device=device, dtype=dtype).unsqueeze(-1)
 
     def key_gain(self, mask: torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """[B, M, 1] per-key alpha for a provenance mask, built once per step, mask, dtype and device."""
@@ -99,10 +124,17 @@ class TMAWanAttnProcessor:
         query = attn.norm_q(query)
         key = attn.norm_k(key)
 
-        a_txt, a_img = self.state.alphas()
-        if self.state.record:
-            self.state.probe.append((self.state.u, a_txt, a_img))
         scale = None  # SDPA's default 1/sqrt(head_dim): the stock processor exactly
+        if self.state.u_batch is not None:  # training: one progress per sample
+            gain = self.state.sample_gain(self.state.token_is_image, key.shape[0], key.shape[1], key.dtype,
+                                          key.device)
+            if gain is not None:
+                key = key * gain
+            a_txt = a_img = 1.0
+        else:
+            a_txt, a_img = self.state.alphas()
+            if self.state.record:
+                self.state.probe.append((self.state.u, a_txt, a_img))
         if a_txt != 1.0 or a_img != 1.0:
             mask = self.state.token_is_image
             if mask is None or a_txt == a_img:

@@ -27,7 +27,9 @@ def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dic
     from univid.reflection.loop import PyramidReflection
 
     u = cfg["understanding"]
-    comp = build(cfg)
+    encoders = u.get("encoders", "vit")
+    # Only what understanding uses: the MLLM, and the VAE when the Actor reads VAE tokens (Table 9). Never the DiT.
+    comp = build(cfg, parts=("mllm", "vae") if "vae" in encoders else ("mllm",))
     weights_sha = None
     if weights:
         load_weights(comp.model, weights)
@@ -41,7 +43,6 @@ def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dic
     cache = response_cache(cfg["llm"])
     roles = role_llms(cfg, backends=backends, cache=cache)
     m = cfg["model"]
-    encoders = u.get("encoders", "vit")
     spec_keys = ("tokenizer", "llm", "vit") + (("vae",) if "vae" in encoders else ())
     identity = {"spec": config_hash({k: m[k] for k in spec_keys}), "seed": cfg["seed"],
                 "weights": weights_sha, "vit": encoder.encoder_id}

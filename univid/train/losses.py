@@ -47,29 +47,42 @@ def vae_branch_gain(comp: Components, gain: float):
         handle.remove()
 
 
-def flow_matching_loss(comp: Components, latents: torch.Tensor, captions: list[str], step_index: int,
-                       sigmas: list[float], generator: torch.Generator, cfg_dropout: float,
-                       ref_frames: torch.Tensor | None = None, vae_gain: float = 1.0) -> torch.Tensor:
-    """MSE between the DiT's velocity and (noise - x0) at sigma_i, with TMA progress set to step i (one per batch).
+def precomputed_condition(comp: Components, condition: torch.Tensor, mask: torch.Tensor):
+    """(context, token_is_image) from the frozen encoder's precomputed output [B, L, d] (univid.train.precompute):
+    the MLLM's hidden states through the (training) connector, or the UMT5 context as it is. Text-only: no image
+    tokens (Stage I has no reference image)."""
+    condition, mask = condition.to(comp.device), mask.to(comp.device)
+    is_image = torch.zeros_like(mask)
+    if comp.conditioning == "t5":
+        return condition.to(comp.dtype), is_image
+    comp.model.connector.attach(comp.model.dit)
+    return comp.model.connector(condition.to(comp.dtype), mask, is_image)
 
-    CFG dropout replaces a caption by the null condition (the bare end-of-text token), as the sampler's negative
+
+def online_condition(comp: Components, captions: list[str], drop: list[bool], ref_frames: torch.Tensor | None = None,
+                     latents: torch.Tensor | None = None, vae_gain: float = 1.0):
+    """(context, token_is_image) computed now, for stages whose MLLM trains (Stage III).
+
+    A dropped caption (CFG dropout) is the null condition (the bare end-of-text token), as the sampler's negative
     branch is built. With `ref_frames` ([B, H, W, 3] uint8: each clip's first frame) the condition also carries the
     reference image through the configured encoders: ViT tokens from the frame, VAE tokens from the clip's first latent
-    frame (the causal Wan VAE encodes frame 0 alone), the latter scaled by `vae_gain` (0 leaves them out).
-    """
-    b = latents.shape[0]
-    drop = torch.rand(b, generator=generator) < cfg_dropout
-    texts = [null_text(comp) if d else c for c, d in zip(captions, drop.tolist())]
+    frame (the causal Wan VAE encodes frame 0 alone), the latter scaled by `vae_gain` (0 leaves them out)."""
+    texts = [null_text(comp) if d else c for c, d in zip(captions, drop)]
     image_latents = latents[:, :, :1] if ref_frames is not None and vae_gain > 0 else None
     with vae_branch_gain(comp, vae_gain):
-        context, is_image = encode_condition(comp, texts, image=ref_frames, image_latents=image_latents)
+        return encode_condition(comp, texts, image=ref_frames, image_latents=image_latents)
+
+
+def flow_matching_loss(comp: Components, latents: torch.Tensor, noise: torch.Tensor, sigma_index: list[int],
+                       sigmas: list[float], context: torch.Tensor, is_image: torch.Tensor) -> torch.Tensor:
+    """MSE between the DiT's velocity and (noise - x0), each sample at its own noise level sigmas[sigma_index[b]],
+    with TMA's progress set per sample to its step (u = i/N of the sampler's schedule, as at inference)."""
     comp.tma.token_is_image = is_image if bool(is_image.any()) else None
-    sigma = sigmas[step_index]
-    comp.tma.set_step(step_index, len(sigmas), sigma)
-    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    x_t = (1.0 - sigma) * latents + sigma * noise
-    timestep = torch.full((b,), sigma * 1000.0, device=latents.device)
-    pred = comp.model.dit(hidden_states=x_t.to(comp.dtype), timestep=timestep,
+    sigma = [sigmas[i] for i in sigma_index]
+    comp.tma.set_samples(list(sigma_index), len(sigmas), sigma)
+    s = torch.tensor(sigma, dtype=torch.float32, device=latents.device)
+    x_t = (1.0 - s.view(-1, 1, 1, 1, 1)) * latents + s.view(-1, 1, 1, 1, 1) * noise
+    pred = comp.model.dit(hidden_states=x_t.to(comp.dtype), timestep=s * 1000.0,
                           encoder_hidden_states=context.to(comp.dtype), return_dict=False)[0]
     return F.mse_loss(pred.float(), (noise - latents).float())
 

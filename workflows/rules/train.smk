@@ -1,3 +1,13 @@
+# The frozen parts' outputs (VAE latents, MLLM or UMT5 caption states) as shards, once for every variant that agrees on
+# them: all five TMA schedules of Table 4 read one precompute job.
+rule precompute:
+    input: job_inputs("precompute")
+    output: job_outputs("precompute")
+    params: cfg=job_json("precompute")
+    log: f"{R}/logs/precompute/{{key}}.log"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} univid precompute --quiet --job-config {params.cfg:q} > {log} 2>&1"
+
 rule stage1:
     input: job_inputs("stage1")
     output: job_outputs("stage1")
