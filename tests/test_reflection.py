@@ -375,17 +375,21 @@ def test_actor_is_asked_in_the_stage2_sft_chat_format(system, clip):
     assert "Global caption (may miss fine details): a red square" in tok.decode(sys_pieces[0].ids)
 
 
-def test_encoders_switch_changes_what_the_actor_sees(system, clip):
+def test_encoders_switch_changes_what_the_actor_sees(system, clip, cfg):
     """understanding.encoders (Table 9): ViT patch tokens, VAE latent tokens (cached per pool frame, by VAE digest),
     or both; the Actor's id changes with it; retrieval is unchanged."""
+    from univid.models.builder import build
     from univid.reflection.actor import UniVidActor
 
     base = system.actor
+    with pytest.raises(ValueError, match=r"understanding.encoders 'vae': the Actor reads VAE tokens, but these"):
+        UniVidActor(base.comp, {"spec": "test"}, encoders="vae")  # the system was built for encoders vit: no VAE
+    with_vae = build(cfg, parts=("mllm", "vae"))  # the same MLLM weights (one seed per part), plus the VAE
     system.u = {**system.u, "reflection": False}
     seen, ids = {}, set()
     try:
         for enc in ("vit", "vae", "vit+vae"):
-            system.actor = UniVidActor(base.comp, {"spec": "test"}, max_new_tokens=2, cache=None, encoders=enc,
+            system.actor = UniVidActor(with_vae, {"spec": "test"}, max_new_tokens=2, cache=None, encoders=enc,
                                        cache_dir=system.u["cache_dir"])
             trace = system.ask(clip, "What color is the square?")
             seen[enc] = (trace["counts"]["actor_vit_tokens"], trace["counts"]["actor_vae_tokens"])

@@ -40,6 +40,9 @@ class UniVidActor:
         self.cache = cache
         self.encoders = encoders
         self.cache_dir = cache_dir
+        if "vae" in encoders and comp.model.vae is None:
+            raise ValueError(f"understanding.encoders {encoders!r}: the Actor reads VAE tokens, but these components "
+                             f"were built without the VAE (expected build(cfg, parts=('mllm', 'vae')))")
         self.vae_encoder = VaeFrameEncoder(comp.model.vae, batch_size) if "vae" in encoders else None
         # What determines the Actor's replies: the model spec + seed (+ a loaded weights file's hash), a digest of
         # the parts that turn frames into tokens, the encoders it reads and the prompt format.
