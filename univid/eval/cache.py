@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +50,10 @@ class EvalCache:
         self.root = cache_root(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / "eval_cache.sqlite"
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        from univid.sqlite import connect
+
+        # WAL on a local disk, the rollback journal on a network file system (univid.sqlite)
+        self._db = connect(self.path, isolation_level=None)
         self._db.execute("CREATE TABLE IF NOT EXISTS kv (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
                          "PRIMARY KEY (ns, key))")
         self.hits: dict[str, int] = {}

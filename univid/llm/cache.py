@@ -25,12 +25,13 @@ class ResponseCache:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
             con.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
                         "response TEXT NOT NULL, created REAL)")
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=60)
+        from univid.sqlite import connect
+
+        return connect(self.path)  # WAL on a local disk, the rollback journal on a network file system
 
     def get(self, key: str) -> str | None:
         con = self._connect()
