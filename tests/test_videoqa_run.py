@@ -7,6 +7,7 @@ resumption from a predictions.jsonl cut short by a kill."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -227,3 +228,53 @@ def test_stage3_weights_are_read_from_the_upstream_job_and_recorded(tmp_path, st
     assert scores["actor"]["weights_sha256"] and scores["counts"]["asked"] == 1
     untrained, _ = _run(_job(tmp_path, stub_url, weights="none", videoqa=one), capsys)
     assert untrained["actor"]["id"] != scores["actor"]["id"] and untrained["actor"]["weights_sha256"] is None
+
+
+def _closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: every connection is refused
+    return port
+
+
+def test_an_endpoint_refusing_every_call_fails_the_job_and_writes_no_scores(tmp_path, capsys):
+    from pathlib import Path
+
+    from univid.cli import main
+
+    job = _job(tmp_path, f"http://127.0.0.1:{_closed_port()}/v1")
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate-qa", "--quiet", "--job-config", json.dumps(job)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    m = re.search(r"univid evaluate-qa: error: llm role (\w+) \(openai:http://127\.0\.0\.1:\d+/v1\): "
+                  r"(\d+) of \2 calls failed, more than llm\.max_failed_fraction 0\.1", err[0])
+    assert m and m.group(1) in ("classifier", "summarizer"), err[0]  # the first role each question calls
+    out = Path(job["dir"])
+    assert not (out / "scores.json").exists() and not (out / "verdicts.jsonl").exists()
+    failed = _lines(out / "predictions.jsonl")  # kept (as failures) so that a rerun asks again
+    assert failed and all(r["pred"] == "" and "connection error" in r["error"] for r in failed)
+
+
+def test_an_unreachable_judge_fails_the_job_after_the_predictions(tmp_path, stub_url, capsys):
+    from pathlib import Path
+
+    from univid.cli import main
+
+    job = _job(tmp_path, stub_url)
+    port = _closed_port()
+    job["llm"]["backends"]["deadjudge"] = {"kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+                                           "model": "x", "timeout_s": 5, "max_retries": 0}
+    job["llm"]["stand_ins"]["gpt-4o"] = "deadjudge"
+    with pytest.raises(SystemExit):
+        main(["evaluate-qa", "--quiet", "--job-config", json.dumps(job)])
+    err = capsys.readouterr().err
+    assert f"llm role judge (openai:http://127.0.0.1:{port}/v1)" in err and "calls failed" in err
+    out = Path(job["dir"])
+    assert not (out / "scores.json").exists()
+    preds = _lines(out / "predictions.jsonl")
+    assert preds and all("error" not in r for r in preds)  # the predictions are kept for the rerun

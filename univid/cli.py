@@ -31,10 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     from univid.config import ConfigError
+    from univid.llm.base import LLMError
 
     try:
         args.fn(args)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, KeyError, ValueError, LLMError) as exc:
         # Bad input: one line naming the thing and what was expected; nothing computed is touched.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"univid {args.verb}: error: {msg}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from univid.llm.base import LLMError
 from univid.llm.cache import CachedLLM, ResponseCache
 
 ROLES = ("classifier", "summarizer", "evaluator", "reflector", "judge")
@@ -21,6 +22,8 @@ class RoleLLM:
     decoding: dict
     stand_in: str | None = None  # the backend actually serving `backend_name`, when it is a stand-in
     scale: str | None = None
+    calls: int = 0  # generate() calls through this role (cached or not)
+    failures: int = 0  # of them, the ones whose backend failed (after its own retries)
 
     @property
     def label(self) -> str:
@@ -42,8 +45,20 @@ class RoleLLM:
         return self.llm.model_id
 
     def generate(self, prompt: str, system: str | None = None, **decoding) -> str:
-        """The role's decoding parameters, unless the caller gives its own."""
-        return self.llm.generate(prompt, system=system, **(decoding or self.decoding))
+        """The role's decoding parameters, unless the caller gives its own. A backend failure names the role."""
+        self.calls += 1
+        try:
+            return self.llm.generate(prompt, system=system, **(decoding or self.decoding))
+        except LLMError as exc:
+            self.failures += 1
+            raise LLMError(f"llm role {self.role} ({self.backend_id}): {exc}") from None
+
+    def check_failures(self, max_fraction: float) -> None:
+        """One line naming the role and its endpoint when more than `max_fraction` of its calls failed."""
+        if self.calls and self.failures / self.calls > max_fraction:
+            raise LLMError(f"llm role {self.role} ({self.backend_id}): {self.failures} of {self.calls} calls failed, "
+                           f"more than llm.max_failed_fraction {max_fraction:g} (expected a reachable endpoint; no "
+                           f"scores written, finished predictions kept for a rerun)")
 
 
 def build_backend(spec: dict, device: str = "cpu"):

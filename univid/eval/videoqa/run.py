@@ -125,6 +125,9 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
         if progress:
             print(f"[{i}/{len(todo)}] {ds} {row['question_id']}: {row['pred'][:60]!r}", flush=True)
     after = system.counters()
+    max_failed = cfg["llm"].get("max_failed_fraction", 0.1)
+    for role in system.roles.values():  # an outage fails the job here, before anything is judged or scored
+        role.check_failures(max_failed)
 
     # The judge: llm.roles.judge (its backend, stand-in and decoding), the Video-ChatGPT protocol.
     judge = system.roles["judge"]
@@ -156,6 +159,7 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
                           "ci_level": bs["confidence"], "videos": ci["accuracy"]["clusters"]}
         verdict_rows += rows
     jcache.close()
+    judge.check_failures(max_failed)  # verdicts of an unreachable judge are failures, never written as scores
     with atomic_path(out / VERDICTS) as tmp:
         Path(tmp).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in verdict_rows))
 
