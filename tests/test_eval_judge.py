@@ -106,3 +106,52 @@ def test_judge_predictions_jsonl_and_cache(tmp_path):
     assert len(other.calls) == 6
     with pytest.raises(ValueError, match="missing 'pred'"):
         judge_predictions([{"question_id": 1, "video": "v", "question": "q", "answer": "a"}], b, out)
+
+
+def test_judging_sends_up_to_max_concurrency_requests_at_once_and_caches_them(tmp_path):
+    """A real OpenAI-compatible server on 127.0.0.1 holds every request 0.3 s and records how many are in flight:
+    12 verdicts through a backend with max_concurrency 4 keep exactly 4 in flight (never more), in order; a rerun
+    is answered from the cache without a request."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from conftest import send_chat_completion
+
+    from univid.eval.videoqa.judge import judge_many
+    from univid.llm.http import OpenAICompatLLM
+
+    state = {"now": 0, "max": 0, "total": 0}
+    lock = threading.Lock()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:
+                state["now"] += 1
+                state["total"] += 1
+                state["max"] = max(state["max"], state["now"])
+            time.sleep(0.3)
+            with lock:
+                state["now"] -= 1
+            pred = body["messages"][-1]["content"].split("Predicted Answer: ")[1].split("\n")[0]
+            send_chat_completion(self, "{'pred': 'yes', 'score': %d}" % int(pred[-1]))
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        llm = OpenAICompatLLM({"base_url": f"http://127.0.0.1:{server.server_port}/v1", "model": "judge",
+                               "max_retries": 0, "max_concurrency": 4})
+        items = [(f"question {i}", "answer", f"prediction {i % 6}") for i in range(12)]
+        cache = EvalCache(tmp_path)
+        verdicts = judge_many(llm, items, retries=0, cache=cache)
+        assert state == {"now": 0, "max": 4, "total": 12}, state
+        assert [v["score"] for v in verdicts] == [i % 6 for i in range(12)]  # in the items' order
+        again = judge_many(llm, items, retries=0, cache=cache)
+        assert state["total"] == 12 and all(v["cached"] for v in again)
+        assert [v["score"] for v in again] == [v["score"] for v in verdicts]
+    finally:
+        server.shutdown()

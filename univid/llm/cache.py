@@ -84,6 +84,11 @@ class CachedLLM:
         self.calls = 0
         self.hits = 0
 
+    @property
+    def max_concurrency(self) -> int:
+        """Requests the backend may serve at once: an HTTP endpoint's bound, 1 for an in-process model."""
+        return int(getattr(self.backend, "max_concurrency", 1))
+
     def generate(self, prompt: str, system: str | None = None, **decoding) -> str:
         key = request_key(self.backend_id, self.model_id, prompt, system, decoding)
         response, hit = cached_response(self.cache, key, self.backend_id, self.model_id,

@@ -2,7 +2,8 @@
 
 The API key is read from the environment variable the config names (never from the config, never logged).
 429 and 5xx answers, timeouts and connection errors are retried with exponential backoff (a Retry-After header,
-when given, is honoured up to 60 s); other 4xx answers fail at once.
+when given, is honoured up to 60 s); other 4xx answers fail at once. The backend is thread-safe: callers that have
+independent requests (the Video-QA judge) send up to `max_concurrency` (default 8) at once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class OpenAICompatLLM:
         self.backoff_s = float(spec.get("backoff_s") if spec.get("backoff_s") is not None else 1.0)
         self._sleep = sleep
         self.attempts = 0  # HTTP requests sent (including retries)
+        self.max_concurrency = int(spec.get("max_concurrency") or 8)
+        if self.max_concurrency < 1:
+            raise ValueError(f"llm backend {self.backend_id}: max_concurrency {self.max_concurrency} (expected >= 1)")
 
     def _headers(self) -> dict:
         headers = {"Content-Type": "application/json"}

@@ -44,6 +44,10 @@ class RoleLLM:
     def model_id(self) -> str:
         return self.llm.model_id
 
+    @property
+    def max_concurrency(self) -> int:
+        return int(getattr(self.llm, "max_concurrency", 1))
+
     def generate(self, prompt: str, system: str | None = None, **decoding) -> str:
         """The role's decoding parameters, unless the caller gives its own. A backend failure names the role."""
         self.calls += 1

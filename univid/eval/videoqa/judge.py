@@ -136,6 +136,47 @@ def judge_one(backend: JudgeBackend, question: str, answer: str, pred: str, *, r
     return {**rec, "cached": False}
 
 
+def judge_many(backend: JudgeBackend, items: list[tuple[str, str, str]], *, retries: int = 5,
+               decoding: dict | None = None, cache: EvalCache | None = None,
+               concurrency: int | None = None) -> list[dict]:
+    """judge_one over (question, answer, pred) items, in order. Cached verdicts are read first; the rest are sent
+    through a pool of `concurrency` threads (default: the backend's max_concurrency; 1 for in-process models), then
+    stored. The cache is touched from this thread only."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out: list[dict | None] = [None] * len(items)
+    todo = []
+    for i, (q, a, p) in enumerate(items):
+        if cache is not None:
+            system, user = system_prompt(), user_prompt(q, a, p)
+            key = key_of(judge=judge_id(backend), system=system, user=user,
+                         decoding={**DEFAULT_DECODING, **(decoding or {})})
+            hit = cache.get("judge", key)
+            if hit is not None:
+                out[i] = {**hit, "cached": True}
+                continue
+        todo.append(i)
+    workers = max(1, int(concurrency or getattr(backend, "max_concurrency", 1)))
+
+    def one(i: int) -> dict:
+        q, a, p = items[i]
+        return judge_one(backend, q, a, p, retries=retries, decoding=decoding, cache=None)
+
+    if workers == 1 or len(todo) < 2:
+        results = [one(i) for i in todo]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
+            results = list(pool.map(one, todo))
+    for i, rec in zip(todo, results):
+        out[i] = rec
+        if cache is not None and rec["reply"] is not None:  # an outage is not cached: a rerun asks again
+            q, a, p = items[i]
+            key = key_of(judge=judge_id(backend), system=system_prompt(), user=user_prompt(q, a, p),
+                         decoding={**DEFAULT_DECODING, **(decoding or {})})
+            cache.put("judge", key, {k: v for k, v in rec.items() if k != "cached"})
+    return out
+
+
 def summarize(verdicts: Iterable[dict]) -> dict:
     """accuracy = yes/(yes+no)*100, score = mean integer score, counts; failures are ("no", 0) and counted."""
     vs = list(verdicts)

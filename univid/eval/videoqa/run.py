@@ -138,15 +138,18 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
     verdict_rows, benchmarks = [], {}
     bs = vq["bootstrap"]
     for ds, ss in samples.items():
+        preds = [done.get((ds, str(s["question_id"]))) for s in ss]
+        # Independent requests: up to the judge backend's max_concurrency in flight (1 for an in-process model).
+        judged = iter(judge_mod.judge_many(judge, [(str(s["question"]), str(s["answer"]), str(p["pred"]))
+                                                   for s, p in zip(ss, preds) if p is not None],
+                                           retries=vq["judge"]["retries"], decoding=decoding, cache=jcache))
         rows = []
-        for s in ss:
-            p = done.get((ds, str(s["question_id"])))
+        for s, p in zip(ss, preds):
             if p is None:  # its prediction failed this run: counted as ("no", 0) and as a failure
                 v = {"pred": "no", "score": 0, "failed": True, "reply": None, "error": "no prediction",
                      "attempts": 0, "cached": False}
             else:
-                v = judge_mod.judge_one(judge, str(s["question"]), str(s["answer"]), str(p["pred"]),
-                                        retries=vq["judge"]["retries"], decoding=decoding, cache=jcache)
+                v = next(judged)
             rows.append({"benchmark": ds, "question_id": str(s["question_id"]), "video": s["video"],
                          "question": s["question"], "answer": s["answer"],
                          "pred_answer": p["pred"] if p else None, **v})
