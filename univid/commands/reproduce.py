@@ -101,6 +101,19 @@ def cmd_compare(args) -> None:
         print(frame.to_string())
 
 
+def cmd_plan(args) -> None:
+    from univid.config import parse_set
+    from univid.config.load import deep_merge, load_user_config
+    from univid.planning import cost_plan, render
+    from univid.workflow import plan
+
+    root = Path(args.root)
+    user = deep_merge(load_user_config(Path(args.config) if args.config else root / "workflows" / "config.yaml"),
+                      parse_set(args.set))
+    workflow = plan(user, root=root)  # the jobs the Snakefile plans, from the same config
+    print(render(cost_plan(workflow, workflow["config"], args.target, gpus=args.gpus)))
+
+
 def cmd_plots(args) -> None:
     from univid.report.plots import write_plots
 
@@ -145,6 +158,15 @@ def cmd_report(args) -> None:
 
 
 def register(sub) -> None:
+    sp = sub.add_parser("plan", help="the jobs a target would run, grouped by rule, with GPU-hours, wall time and "
+                        "storage from the config's per-unit costs")
+    sp.add_argument("target", help="reports/all or reports/tableN.tex")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. scale=paper")
+    sp.add_argument("--config", help="workflow config (default: workflows/config.yaml under --root)")
+    sp.add_argument("--root", default=".", help="the workflow's directory (ablations/ and workflows/ under it)")
+    sp.add_argument("--gpus", type=int, help="wall time on this many GPUs (default: plan.gpus)")
+    sp.set_defaults(fn=cmd_plan)
+
     sp = sub.add_parser("regress", help="compare the last smoke scores with a committed baseline; exit 1 outside tolerance")
     sp.add_argument("--baseline", default="benchmarks/baselines/smoke.json")
     sp.add_argument("--results", action="append", default=[], help="results.json (default: every smoke table)")

@@ -1,0 +1,82 @@
+"""`univid plan`: the jobs Snakemake would run for a target, priced from the config's per-unit costs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import scratch_workflow, snakemake
+
+from univid.planning import cost_plan, render
+from univid.workflow import JOB_OUTPUTS, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _workflow(root: Path, **sets) -> dict:
+    from univid.config.load import deep_merge, load_user_config
+
+    user = deep_merge(load_user_config(root / "workflows" / "config.yaml"), sets)
+    return plan(user, root=root)
+
+
+def test_the_plan_counts_the_jobs_a_snakemake_dry_run_would_run(tmp_path):
+    work = scratch_workflow(tmp_path)
+    proc = snakemake(work, "-n", "--cores", "1", "reports/table4.tex")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stats = (proc.stdout + proc.stderr).split("Job stats:")[-1]
+    dry = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    wf = _workflow(work)
+    planned = cost_plan(wf, wf["config"], "reports/table4.tex")
+    assert {r: v["jobs"] for r, v in planned["rules"].items()} == {r: n for r, n in dry.items() if r in JOB_OUTPUTS}
+
+
+def test_finished_jobs_leave_the_plan(tmp_path):
+    work = scratch_workflow(tmp_path)
+    wf = _workflow(work)
+    before = cost_plan(wf, wf["config"], "reports/table4.tex")
+    curate = next(j for j in wf["jobs"].values() if j["job"] == "curate")
+    for f in JOB_OUTPUTS["curate"]:
+        (work / curate["dir"] / f).parent.mkdir(parents=True, exist_ok=True)
+        (work / curate["dir"] / f).write_text("{}")
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(work)  # job dirs are relative to the workflow
+    try:
+        after = cost_plan(wf, wf["config"], "reports/table4.tex")
+    finally:
+        os.chdir(cwd)
+    assert "curate" in before["rules"] and "curate" not in after["rules"]
+    assert after["totals"]["jobs"] == before["totals"]["jobs"] - 1
+
+
+def test_paper_costs_are_units_times_their_per_unit_cost():
+    wf = _workflow(ROOT, scale="paper")
+    cfg = wf["config"]
+    result = cost_plan(wf, cfg, "reports/table4.tex", gpus=8)
+    gen = result["rules"]["generate"]
+    c = cfg["plan"]["costs"]["generate"]
+    assert gen["jobs"] == 5 and gen["units"] == 5 * 946 * 5  # VBench_full_info's 946 prompts, 5 samples each
+    assert gen["gpu_hours"] == pytest.approx(gen["units"] * c["gpu_s"] / 3600)
+    assert gen["source"].startswith("estimated: ")
+    s1 = result["rules"]["stage1"]
+    assert s1["units"] == 5 * cfg["train"]["stage1"]["steps"]
+    t = result["totals"]
+    assert t["gpu_hours"] == pytest.approx(sum(r["gpu_hours"] for r in result["rules"].values()))
+    # One generate job runs as one process today: its 946 x 5 videos are a chain no GPU count shortens.
+    assert t["critical_path_hours"] >= 946 * 5 * c["gpu_s"] / 3600
+    assert t["wall_hours"] == max(t["gpu_hours"] / 8, t["critical_path_hours"])
+    last = render(result).splitlines()[-1]
+    assert re.fullmatch(r"plan reports/table4\.tex jobs=23 gpu_hours=[0-9.]+ storage_gb=[0-9.]+", last), last
+
+
+def test_bad_targets_and_gpu_counts_are_one_line(tmp_path):
+    for args, msg in ((["reports/table11.tex"], "plan target 'reports/table11.tex': not known"),
+                      (["reports/all", "--gpus", "0"], "plan --gpus 0: expected at least 1 GPU")):
+        proc = subprocess.run([sys.executable, "-m", "univid", "plan", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and msg in proc.stderr, proc.stderr
