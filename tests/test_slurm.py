@@ -35,11 +35,22 @@ def slurm(tmp_path_factory):
 
 
 def test_table4_through_slurm_equals_the_local_run(slurm, smoke_run, tmp_path):
+    node = subprocess.run(["scontrol", "show", "node"], capture_output=True, text=True, timeout=60).stdout
+    assert re.search(r"Gres=gpu:2\b", node), node  # the local cluster advertises two GPUs as a GRES
     work = scratch_workflow(tmp_path / "wf")
-    proc = snakemake(work, "--profile", "workflows/profiles/slurm", "reports/table4.tex", cache=tmp_path / "cache",
-                     timeout=1500)
+    proc = snakemake(work, "--profile", "workflows/profiles/slurm", "--verbose", "reports/table4.tex",
+                     cache=tmp_path / "cache", timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
     log = proc.stdout + proc.stderr
+    # Every GPU rule's job went to sbatch with its GPU request (and was scheduled against the GRES: an unknown
+    # request is refused at submission); the CPU-only curate job asked for none.
+    by_rule = {}
+    for call in re.findall(r"sbatch call: (.*)", log):  # --verbose: the plugin logs every sbatch command line
+        rule = re.search(r"--comment '?rule_([a-z0-9]+)", call)
+        by_rule.setdefault(rule.group(1) if rule else "?", []).append(call)
+    for r in ("precompute", "stage1", "stage2", "stage3", "generate", "evaluate"):
+        assert by_rule.get(r) and all("--gpus=1" in c for c in by_rule[r]), (r, sorted(by_rule))
+    assert by_rule.get("curate") and not any("--gpus" in c for c in by_rule["curate"]), by_rule.get("curate")
     # every job that is not a local rule went through sbatch (the plugin deletes the logs of successful jobs)
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
     assert len(submitted) >= 12, log[-3000:]  # curate, stage I/II/III, generate and evaluate for five variants

@@ -165,7 +165,7 @@ def suite_dir(tmp_path):
 def test_dispatch_by_config_runs_the_official_env_once_then_caches(suite_dir, tmp_path):
     calls = tmp_path / "calls.jsonl"
     vb = {"backend": "official", "official_python": str(_fake_env(tmp_path, calls)),
-          "official_weights": str(tmp_path / "weights")}
+          "official_weights": str(tmp_path / "weights"), "official_device": "cpu"}
     cache = EvalCache(tmp_path / "cache")
     out = score_video_dir(suite_dir / "videos", suite_dir / "prompts.json", tmp_path / "r" / "scores.json",
                           ["temporal_flickering"], cache=cache, **backend_options(vb))
@@ -240,3 +240,17 @@ def test_official_temporal_flickering_matches_the_in_process_scorer(suite_dir, t
     assert long["protocol"] == "vbench-long" and long["official"]["pooling_max_abs_diff"] < 1e-12
     assert sorted(r["clips"] for r in long["per_video"]) == [2, 3]  # 17 and 41 frames at 8 fps, 2 s clips
     assert max(abs(r["score"] - inp[r["video"]]) for r in long["per_video"]) < 1e-2
+
+
+def test_missing_extra_modules_and_a_missing_gpu_are_named_before_any_scoring():
+    """detectron2 (the GRiT dimensions) has no PyPI wheel and `make vbench-env` leaves it out: the job says so, naming
+    the dimensions, before any GPU time. On device cuda without a visible GPU it refuses instead of running on CPU."""
+    import sys
+
+    with pytest.raises(ValueError, match=r"cannot import detectron2, which the official color, spatial_relationship "
+                                         r"dimension\(s\) need"):
+        O.check_environment(["temporal_flickering", "color", "spatial_relationship"], sys.executable, "cpu")
+    O.check_environment(["temporal_flickering"], sys.executable, "cpu")  # nothing extra needed
+    with pytest.raises(ValueError, match=r"official VBench on device 'cuda': no GPU is visible to this job"):
+        O.check_environment(["temporal_flickering"], sys.executable, "cuda", cuda_available=False)
+    O.check_environment(["temporal_flickering"], sys.executable, "cuda", cuda_available=True)

@@ -15,6 +15,12 @@ def job(name, key):
         raise ValueError(f"no {name} job with key {key} in the current plan (expected a key of workflows/config.yaml's tables)")
 
 
+def cluster_resources(name):
+    """The rule's resources at this scale (config cluster.resources: gpu, mem_mb, runtime, cpus_per_task); what the
+    SLURM executor turns into --gpus, --mem, --time and --cpus-per-task. CPU-only rules name no gpu."""
+    return dict(BASE.get("cluster", {}).get("resources", {}).get(name, {}))
+
+
 def job_json(name):
     return lambda w: json.dumps(job(name, w.key), sort_keys=True)
 

@@ -5,6 +5,7 @@ rule precompute:
     output: job_outputs("precompute")
     params: cfg=job_json("precompute")
     log: f"{R}/logs/precompute/{{key}}.log"
+    resources: **cluster_resources("precompute")
     threads: 1
     shell: "OMP_NUM_THREADS={threads} univid precompute --quiet --job-config {params.cfg:q} > {log} 2>&1"
 
@@ -13,6 +14,7 @@ rule stage1:
     output: job_outputs("stage1")
     params: cfg=job_json("stage1")
     log: f"{R}/logs/stage1/{{key}}.log"
+    resources: **cluster_resources("stage1")
     threads: 1
     shell: "OMP_NUM_THREADS={threads} univid train --stage 1 --quiet --job-config {params.cfg:q} > {log} 2>&1"
 
@@ -22,6 +24,7 @@ rule stage2:
     output: job_outputs("stage2")
     params: cfg=job_json("stage2")
     log: f"{R}/logs/stage2/{{key}}.log"
+    resources: **cluster_resources("stage2")
     threads: 1
     shell: "OMP_NUM_THREADS={threads} univid train --stage 2 --quiet --job-config {params.cfg:q} > {log} 2>&1"
 
@@ -30,5 +33,6 @@ rule stage3:
     output: job_outputs("stage3")
     params: cfg=job_json("stage3")
     log: f"{R}/logs/stage3/{{key}}.log"
+    resources: **cluster_resources("stage3")
     threads: 1
     shell: "OMP_NUM_THREADS={threads} univid train --stage 3 --quiet --job-config {params.cfg:q} > {log} 2>&1"

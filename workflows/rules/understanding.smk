@@ -4,6 +4,7 @@ rule videoqa:
     output: job_outputs("videoqa")
     params: cfg=job_json("videoqa")
     log: f"{R}/logs/videoqa/{{key}}.log"
+    resources: **cluster_resources("videoqa")
     threads: 1
     shell: "OMP_NUM_THREADS={threads} univid evaluate-qa --quiet --job-config {params.cfg:q} > {log} 2>&1"
 
@@ -12,5 +13,6 @@ rule suite:
     output: job_outputs("suite")
     params: cfg=job_json("suite")
     log: f"{R}/logs/suite/{{key}}.log"
+    resources: **cluster_resources("suite")
     threads: 1
     shell: "OMP_NUM_THREADS={threads} univid evaluate-suite --quiet --job-config {params.cfg:q} > {log} 2>&1"

@@ -279,6 +279,34 @@ def official_totals(results: Mapping, dims: list[str]) -> dict[str, float]:
     return {d: float(results[d][0]) for d in dims if d in results and results[d][0] is not None}
 
 
+# Python modules the official code imports only for some dimensions, and which `make vbench-env` does not install.
+EXTRA_MODULES = {"detectron2": ("object_class", "multiple_objects", "color", "spatial_relationship")}  # GRiT
+
+
+def check_environment(dims: list[str], python: str | os.PathLike, device: str | None = None,
+                      cuda_available=None) -> None:
+    """Before any scoring: the dimensions' extra modules import in the vbench environment, and (device cuda, the
+    paper default) a GPU is there. One line naming what is missing and which dimensions need it."""
+    for module, needing in EXTRA_MODULES.items():
+        affected = [d for d in dims if d in needing]
+        if not affected:
+            continue
+        probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            raise ValueError(f"{python}: cannot import {module}, which the official {', '.join(affected)} "
+                             f"dimension(s) need (expected it built into the vbench environment; it has no PyPI "
+                             f"wheel), or leave those dimensions out with eval.vbench.dimensions")
+    if (device or "cuda").startswith("cuda"):
+        if cuda_available is None:
+            import torch
+
+            cuda_available = torch.cuda.is_available()
+        if not cuda_available:
+            raise ValueError(f"official VBench on device {device or 'cuda'!r}: no GPU is visible to this job "
+                             f"(expected the job to be given one, e.g. the SLURM profile's --gpus=1; a CPU run of "
+                             f"the official models would take days)")
+
+
 def run_driver(argv: list[str], weights_root: Path, log: Path) -> None:
     """Run the driver with the vbench environment; its output goes to log; a failure names the log's last line."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
@@ -332,6 +360,7 @@ def score_official(entries: list[dict], video_dir: str | os.PathLike, suite_json
 
     if todo:
         py = official_python(python)
+        check_environment(todo_dims, py, device)
         root = check_weights(todo_dims, long, weights_root)
         base = Path(work_dir) if work_dir else None
         if base:

@@ -132,14 +132,15 @@ def pool_results(entries: list[dict], wanted: list[str], names_of: Callable[[str
 
 def backend_options(vbench_cfg: Mapping) -> dict:
     """score_video_dir's backend keywords from eval.vbench: backend, and for "official" the vbench environment's
-    python and the weights root (null: $VBENCH_CACHE_DIR, else ~/.cache/vbench)."""
+    python, the weights root (null: $VBENCH_CACHE_DIR, else ~/.cache/vbench) and the device (default cuda)."""
     backend = vbench_cfg.get("backend", "standin")
     if backend not in BACKENDS:
         raise ValueError(f"eval.vbench.backend {backend!r}: unknown (expected one of {', '.join(BACKENDS)})")
     if backend == "standin":
         return {"backend": backend}
     return {"backend": backend, "official": {"python": vbench_cfg.get("official_python"),
-                                             "weights_root": vbench_cfg.get("official_weights")}}
+                                             "weights_root": vbench_cfg.get("official_weights"),
+                                             "device": vbench_cfg.get("official_device") or "cuda"}}
 
 
 def expected_names(entries: list[dict], wanted: list[str] | None, samples_per_prompt: int) -> list[str]:
