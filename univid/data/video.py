@@ -59,13 +59,15 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            # Single-threaded, because videos are keyed and scored by content: PyAV converts RGB -> YUV with
-            # swscale using the codec's thread count (0: automatic slicing), and on a busy machine the same frames
-            # then encoded to different files and pixels (the SLURM run's Table 4 differed from the local one).
-            stream.options = {"crf": _CRF, "preset": "medium", "threads": "1"}
-            for frame in frames:
+            # Deterministic, because videos are keyed and scored by content: x264's MB-tree rate control gave
+            # different bitstreams (and decoded pixels) for the same frames from run to run, in one process too
+            # (3 of 12 encodes of a 64x64 synthetic clip; 0 of 60 with mbtree=0). The conversion to yuv420p and
+            # the encoder run single-threaded, and every frame carries its own timestamp.
+            stream.options = {"crf": _CRF, "preset": "medium", "threads": "1", "x264-params": "mbtree=0"}
+            for i, frame in enumerate(frames):
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
                 vf = vf.reformat(format="yuv420p", threads=1)
+                vf.pts = i
                 for packet in stream.encode(vf):
                     container.mux(packet)
             for packet in stream.encode():  # flush the encoder's delayed frames
