@@ -1,0 +1,71 @@
+"""Sharded jobs equal one job: N generate shards write byte for byte the videos (and seeds) one job writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from univid.cli import main
+from univid.commands.generation import shard_items
+from univid.config import resolve
+
+SMALL = ["--set", "data.synthetic.n_clips=8", "--set", "data.num_gen_samples=4", "--set", "data.num_qa_samples=12"]
+
+
+def test_shards_partition_the_items_evenly():
+    parts = [shard_items(11, k, 3) for k in range(3)]
+    assert sorted(sum(parts, [])) == list(range(11)) and [len(p) for p in parts] == [4, 4, 3]
+    with pytest.raises(ValueError, match=r"--shard 3 --shards 3: expected 0 <= shard < shards"):
+        shard_items(11, 3, 3)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Curated prompts and a weights file of the generation parts (the connector of a seeded build)."""
+    from univid.data.curate import curate
+    from univid.io import write_json
+    from univid.models.builder import build, save_weights
+    from univid.prompts import prompt_suite
+
+    root = tmp_path_factory.mktemp("gen")
+    cfg = resolve({"data": {"synthetic": {"n_clips": 8}, "num_gen_samples": 4, "num_qa_samples": 12}})
+    curate(cfg["data"], root / "curate", cfg["seed"])
+    write_json(root / "curate" / "prompts.json", prompt_suite(cfg["eval"]["vbench"], cfg["seed"]))
+    comp = build(cfg)
+    save_weights({n: p.detach().clone() + 0.01 for n, p in comp.model.named_parameters() if n.startswith("connector.")},
+                 root / "w.safetensors")
+    return root
+
+
+def _gen(inputs: Path, out: Path, *extra: str) -> None:
+    main(["generate-suite", "--quiet", "--curate", str(inputs / "curate"), "--weights", str(inputs / "w.safetensors"),
+          "--out", str(out), *SMALL, *extra])
+
+
+def test_two_shards_write_exactly_the_videos_one_job_writes(inputs, tmp_path, capsys):
+    torch.set_num_threads(1)
+    _gen(inputs, tmp_path / "one")
+    for k in (1, 0):  # in any order
+        _gen(inputs, tmp_path / "two", "--shard", str(k), "--shards", "2")
+    assert not (tmp_path / "two" / "manifest.json").exists()
+    _gen(inputs, tmp_path / "two", "--gather", "2")
+    one = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    two = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    strip = lambda m: [{**r, "video": Path(r["video"]).name} for r in m["videos"]]  # noqa: E731
+    assert strip(one) == strip(two) and len(one["videos"]) >= 10
+    for r in one["videos"]:
+        name = Path(r["video"]).name
+        assert (tmp_path / "one" / "videos" / name).read_bytes() == (tmp_path / "two" / "videos" / name).read_bytes()
+    shards = [json.loads((tmp_path / "two" / "shards" / f"{k}-of-2.json").read_text())["videos"] for k in (0, 1)]
+    assert sorted(r["seed"] for s in shards for r in s) == [r["seed"] for r in one["videos"]]
+
+
+def test_a_gather_with_a_missing_shard_is_one_line(inputs, tmp_path, capsys):
+    _gen(inputs, tmp_path / "part", "--shard", "0", "--shards", "2")
+    with pytest.raises(SystemExit):
+        _gen(inputs, tmp_path / "part", "--gather", "2")
+    err = capsys.readouterr().err.strip()
+    assert "1-of-2.json: shard 1 of 2 not finished" in err and err.count("\n") == 0, err
