@@ -85,4 +85,5 @@ def test_the_workflow_plans_n_shard_jobs_and_one_gather_per_generate_job(tmp_pat
     assert counts["generate_shard"] == 15 and counts["generate"] == 5  # Table 4's five variants, 3 shards each
     (work / "shards.yaml").write_text("shards:\n  generate: 0\n")
     bad = snakemake(work, "-n", "--cores", "1", "reports/table4.tex", "--configfile", "shards.yaml")
-    assert bad.returncode != 0 and "config key 'shards.generate' = 0: 0 is less than the minimum of 1" in bad.stderr
+    said = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "config key 'shards.generate' = 0: 0 is less than the minimum of 1" in said
