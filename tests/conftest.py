@@ -1,4 +1,5 @@
 import os
+import re
 
 import pytest
 
@@ -72,3 +73,21 @@ def send_chat_completion(handler, text: str) -> None:
     handler.send_header("Content-Length", str(len(out)))
     handler.end_headers()
     handler.wfile.write(out)
+
+
+def job_counts(snakemake_output: str) -> dict[str, int]:
+    """Rule -> number of jobs, from the "Job stats" table Snakemake prints (a dry run's plan)."""
+    table = snakemake_output.split("Job stats:")[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny-model training steps are dominated by thread hand-offs: one intra-op thread is faster, and far faster
+    when the machine is busy (2 threads on a loaded 2-core box measured ~80x slower per step)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import scratch_workflow, snakemake
+from conftest import job_counts, scratch_workflow, snakemake
 
 from univid.planning import cost_plan, render
 from univid.workflow import JOB_OUTPUTS, plan
@@ -27,8 +27,7 @@ def test_the_plan_counts_the_jobs_a_snakemake_dry_run_would_run(tmp_path):
     work = scratch_workflow(tmp_path)
     proc = snakemake(work, "-n", "--cores", "1", "reports/table4.tex")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    stats = (proc.stdout + proc.stderr).split("Job stats:")[-1]
-    dry = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    dry = job_counts(proc.stdout + proc.stderr)
     wf = _workflow(work)
     planned = cost_plan(wf, wf["config"], "reports/table4.tex")
     assert {r: v["jobs"] for r, v in planned["rules"].items()} == {r: n for r, n in dry.items() if r in JOB_OUTPUTS}

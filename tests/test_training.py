@@ -28,6 +28,8 @@ from univid.train.precompute import run_precompute
 from univid.train.stages import prepare, train_stage, train_step
 from univid.train.trainable import phase_schedule, trainable_names
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_DATA = {"data": {"synthetic": {"n_clips": 8}, "num_gen_samples": 4, "num_qa_samples": 12}}
 STAGE3 = {"steps": 8, "ref_image_prob": 1.0, "phases": {"a": 0.25, "b": 0.25, "c": 0.5}}
@@ -47,14 +49,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny-model steps are dominated by thread hand-offs: one intra-op thread is faster, and far faster when the
-    # machine is busy (2 threads on a loaded 2-core box measured ~80x slower per step).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _cfg(**train) -> dict:

@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, snakemake
+from conftest import ROOT, job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 NUMBER = r"(?:\\textbf\{|\\underline\{)?-?\d+\.\d+\}?(?:\{\\tiny\[-?\d+\.\d+, -?\d+\.\d+\]\})?"
-
-
-def _job_counts(dry_run_output: str) -> dict[str, int]:
-    table = dry_run_output.split("Job stats:")[-1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
 
 
 def _measured_rows(tex: str, label: str) -> list[list[str]]:
@@ -115,6 +110,6 @@ def test_removing_one_stage1_output_reruns_only_that_variant(smoke_run):
     (stage1 / "final" / "weights.safetensors").unlink()
     proc = snakemake(smoke_run, "--cores", "2", "-n", "reports/all")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    counts = _job_counts(proc.stdout + proc.stderr)
+    counts = job_counts(proc.stdout + proc.stderr)
     assert counts == {"stage1": 1, "stage3": 1, "generate": 1, "evaluate": 1, "collect": 1, "track": 1, "report": 1,
                       "plots": 1, "all_tables": 1}

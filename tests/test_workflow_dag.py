@@ -1,8 +1,7 @@
 """The dry-run DAG of reports/all (fast: no job runs): every table, and jobs shared between tables planned once."""
 
-import re
 
-from conftest import scratch_workflow, snakemake
+from conftest import job_counts, scratch_workflow, snakemake
 
 
 def test_dry_run_of_reports_all_has_every_table_and_shares_upstream_jobs(tmp_path):
@@ -10,8 +9,7 @@ def test_dry_run_of_reports_all_has_every_table_and_shares_upstream_jobs(tmp_pat
     proc = snakemake(work, "-n", "--cores", "2", "reports/all")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    stats = out.split("Job stats:")[-1]
-    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    counts = job_counts(out)
     for n in range(1, 11):
         assert f"reports/table{n}.tex" in out, n
     assert counts["report"] == counts["collect"] == counts["track"] == 10
@@ -31,6 +29,5 @@ def test_table4_precomputes_once_for_its_five_schedules(tmp_path):
     work = scratch_workflow(tmp_path)
     proc = snakemake(work, "-n", "--cores", "2", "reports/table4.tex")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    stats = (proc.stdout + proc.stderr).split("Job stats:")[-1]
-    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    counts = job_counts(proc.stdout + proc.stderr)
     assert counts["precompute"] == 1 and counts["stage1"] == 5
