@@ -278,3 +278,29 @@ def test_an_unreachable_judge_fails_the_job_after_the_predictions(tmp_path, stub
     assert not (out / "scores.json").exists()
     preds = _lines(out / "predictions.jsonl")
     assert preds and all("error" not in r for r in preds)  # the predictions are kept for the rerun
+
+
+def test_two_shards_and_a_gather_give_one_jobs_predictions_and_scores(tmp_path, stub_url, capsys):
+    from pathlib import Path
+
+    from univid.cli import main
+
+    job = _job(tmp_path, stub_url)
+    one, _ = _run(job, capsys)
+    sharded = tmp_path / "sharded"
+    for k in (1, 0):
+        main(["evaluate-qa", "--quiet", "--job-config", json.dumps(job), "--out", str(sharded), "--shard", str(k),
+              "--shards", "2"])
+    assert not (sharded / "scores.json").exists()
+    main(["evaluate-qa", "--quiet", "--job-config", json.dumps(job), "--out", str(sharded), "--gather", "2"])
+    capsys.readouterr()
+    two = json.loads((sharded / "scores.json").read_text())
+    preds = lambda d: {(r["benchmark"], r["question_id"]): r["pred"] for r in _lines(Path(d) / "predictions.jsonl")}  # noqa: E731
+    assert preds(job["dir"]) == preds(sharded) and len(preds(sharded)) >= 4
+    for ds, b in one["benchmarks"].items():
+        assert {k: b[k] for k in ("accuracy", "score", "n", "failures")} == \
+            {k: two["benchmarks"][ds][k] for k in ("accuracy", "score", "n", "failures")}
+    assert two["counts"]["asked"] == 0  # the gather answered nothing itself
+    with pytest.raises(SystemExit):
+        main(["evaluate-qa", "--quiet", "--job-config", json.dumps(job), "--out", str(tmp_path / "x"), "--gather", "3"])
+    assert "shards/0-of-3.jsonl: Video-QA shard 0 of 3 not finished" in capsys.readouterr().err

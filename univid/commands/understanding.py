@@ -44,8 +44,13 @@ def cmd_evaluate_qa(args) -> None:
     if weights is not None and not weights.is_file():
         raise FileNotFoundError(f"{weights}: Actor weights not found (expected a trained UniVid .safetensors, or "
                                 f"understanding.weights=none)")
+    if args.shard is not None:
+        r = run_videoqa(job, cfg, out, weights, progress=not args.quiet, shard=(args.shard, args.shards))
+        print(f"Video-QA shard {args.shard} of {args.shards} ({cfg['scale']}): {r['asked']} asked, {r['resumed']} "
+              f"resumed, {r['failed']} failed of {r['questions']} -> {out / 'shards'}")
+        return
     write_job_config(out, job)
-    scores = run_videoqa(job, cfg, out, weights, progress=not args.quiet)
+    scores = run_videoqa(job, cfg, out, weights, progress=not args.quiet, gather=args.gather)
     c = scores["counts"]
     cells = " ".join(f"{ds} {b['accuracy']:.1f}%/{b['score']:.2f}" for ds, b in scores["benchmarks"].items())
     print(f"Video-QA ({cfg['scale']}): {cells} [judge {scores['judge']['name']}; {c['asked']} asked, "
@@ -59,6 +64,9 @@ def register(sub) -> None:
     sp.add_argument("--out", help="job directory (default: the config's videoqa job directory)")
     sp.add_argument("--weights", help="Actor weights (default: the stage III output when understanding.weights is "
                     "stage3)")
+    sp.add_argument("--shard", type=int, help="answer only shard I of --shards N (shards/I-of-N.jsonl); no judging")
+    sp.add_argument("--shards", type=int, default=1)
+    sp.add_argument("--gather", type=int, metavar="N", help="merge N finished shards, then judge and score")
     sp.set_defaults(fn=cmd_evaluate_qa)
 
     sp = sub.add_parser("ask", help="answer a question about a video (Pyramid Reflection; prints the answer)")

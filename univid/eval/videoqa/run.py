@@ -12,6 +12,10 @@ Outputs in the job directory (scores.json LAST, atomically: it marks completion)
 
 Reruns cost nothing: the frame pools, the Actor's and every role's replies (SQLite response cache) and the judge's
 verdicts (EvalCache) are all content-keyed caches.
+
+Sharded (`shards.videoqa` N): shard I answers every N-th question (all benchmarks in order) into
+shards/I-of-N.jsonl (+ .traces.jsonl), resumable the same way; the gather (`shard=None, gather=N`) merges the N
+shard files into predictions.jsonl and traces.jsonl, then judges and scores as one job would.
 """
 
 from __future__ import annotations
@@ -83,9 +87,44 @@ def _rewrite_clean(path: Path, rows: list[dict]) -> None:
         Path(tmp).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
+def shard_path(out: Path, shard: int, shards: int, traces: bool = False) -> Path:
+    return Path(out) / "shards" / f"{shard}-of-{shards}{'.traces' if traces else ''}.jsonl"
+
+
+def gather_shards(out: Path, shards: int) -> int:
+    """Merge N finished shard files into predictions.jsonl / traces.jsonl (rows already there are kept); returns the
+    number of rows added."""
+    have = read_predictions(out / PREDICTIONS)
+    added = 0
+    for k in range(shards):
+        path = shard_path(out, k, shards)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: Video-QA shard {k} of {shards} not finished (expected `univid "
+                                    f"evaluate-qa --shard {k} --shards {shards}` to have written it)")
+        rows = read_predictions(path)
+        traces = {}
+        tpath = shard_path(out, k, shards, traces=True)
+        if tpath.is_file():
+            for line in tpath.read_text().splitlines():
+                try:
+                    tr = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                traces[(tr["benchmark"], str(tr["question_id"]))] = tr
+        for key, row in rows.items():
+            if key not in have:
+                if key in traces:
+                    _append(out / TRACES, traces[key])
+                _append(out / PREDICTIONS, row)
+                have[key] = row
+                added += 1
+    return added
+
+
 def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends: dict | None = None,
-                progress: bool = False) -> dict:
-    """Answer, judge and score; returns the scores.json body."""
+                progress: bool = False, shard: tuple[int, int] | None = None, gather: int | None = None) -> dict:
+    """Answer, judge and score; returns the scores.json body. shard (I, N): only answer every N-th question into
+    the shard's file (returns its counts; no judging). gather N: merge N shard files first."""
     from univid.eval.results import eval_metadata
     from univid.llm.base import LLMError
     from univid.reflection import build_reflection
@@ -97,15 +136,27 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
     vq = ev["videoqa"]
     samples = benchmark_samples(vq, ev.get("cache_dir"))
 
+    if gather:
+        gather_shards(out, gather)
     system = build_reflection(cfg, weights=weights, backends=backends)
-    done = read_predictions(out / PREDICTIONS)
+    predictions, traces = out / PREDICTIONS, out / TRACES
+    if shard is not None:
+        predictions, traces = shard_path(out, *shard), shard_path(out, *shard, traces=True)
+        predictions.parent.mkdir(parents=True, exist_ok=True)
+    done = read_predictions(predictions)
     # Predictions made by another Actor (another config in the same directory) are never reused.
     done = {k: r for k, r in done.items() if r.get("actor_id") == system.actor.actor_id}
     resumed = sum(1 for ds, ss in samples.items() for s in ss if (ds, str(s["question_id"])) in done)
-    _rewrite_clean(out / PREDICTIONS, list(done.values()))
+    _rewrite_clean(predictions, list(done.values()))
     before = system.counters()
     asked, failed_predictions = 0, 0
-    todo = [(ds, s) for ds, ss in samples.items() for s in ss if (ds, str(s["question_id"])) not in done]
+    every = [(ds, s) for ds, ss in samples.items() for s in ss]
+    if shard is not None:
+        k, n = shard
+        if n < 1 or not 0 <= k < n:
+            raise ValueError(f"--shard {k} --shards {n}: expected 0 <= shard < shards and shards >= 1")
+        every = every[k::n]
+    todo = [(ds, s) for ds, s in every if (ds, str(s["question_id"])) not in done]
     for i, (ds, s) in enumerate(todo, 1):
         row = {"benchmark": ds, "question_id": str(s["question_id"]), "video": s["video"],
                "video_path": s["video_path"], "question": s["question"], "answer": s["answer"],
@@ -114,20 +165,23 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
             trace = system.ask(s["video_path"], s["question"])
         except LLMError as e:  # a backend outage: recorded as a failure, asked again on the next run
             failed_predictions += 1
-            _append(out / PREDICTIONS, {**row, "pred": "", "error": str(e)})
+            _append(predictions, {**row, "pred": "", "error": str(e)})
             continue
         asked += 1
         row.update(pred=trace["answer"], route=trace.get("route"), rounds=trace["counts"]["rounds"],
                    stopped_by=trace.get("stopped_by"))
         done[(ds, row["question_id"])] = row
-        _append(out / TRACES, {"benchmark": ds, "question_id": row["question_id"], **trace})
-        _append(out / PREDICTIONS, row)
+        _append(traces, {"benchmark": ds, "question_id": row["question_id"], **trace})
+        _append(predictions, row)
         if progress:
             print(f"[{i}/{len(todo)}] {ds} {row['question_id']}: {row['pred'][:60]!r}", flush=True)
     after = system.counters()
     max_failed = cfg["llm"].get("max_failed_fraction", 0.1)
     for role in system.roles.values():  # an outage fails the job here, before anything is judged or scored
         role.check_failures(max_failed)
+    if shard is not None:  # a shard only answers; the gather judges and scores
+        return {"shard": list(shard), "questions": len(every), "asked": asked, "failed": failed_predictions,
+                "resumed": len(every) - len(todo), "wall_s": round(time.perf_counter() - t0, 2)}
 
     # The judge: llm.roles.judge (its backend, stand-in and decoding), the Video-ChatGPT protocol.
     judge = system.roles["judge"]
