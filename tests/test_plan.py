@@ -23,14 +23,17 @@ def _workflow(root: Path, **sets) -> dict:
     return plan(user, root=root)
 
 
-def test_the_plan_counts_the_jobs_a_snakemake_dry_run_would_run(tmp_path):
+@pytest.mark.parametrize("scale", ["smoke", "paper"])  # paper: 64 generate shards per variant
+def test_the_plan_counts_the_jobs_a_snakemake_dry_run_would_run(tmp_path, scale):
     work = scratch_workflow(tmp_path)
-    proc = snakemake(work, "-n", "--cores", "1", "reports/table4.tex")
+    (work / "scale.yaml").write_text(f"scale: {scale}\n")
+    proc = snakemake(work, "-n", "--cores", "1", "reports/table4.tex", "--configfile", "scale.yaml")
     assert proc.returncode == 0, proc.stderr[-2000:]
     dry = job_counts(proc.stdout + proc.stderr)
-    wf = _workflow(work)
+    wf = _workflow(work, scale=scale)
     planned = cost_plan(wf, wf["config"], "reports/table4.tex")
-    assert {r: v["jobs"] for r, v in planned["rules"].items()} == {r: n for r, n in dry.items() if r in JOB_OUTPUTS}
+    rules = set(JOB_OUTPUTS) | {f"{r}_shard" for r in JOB_OUTPUTS}
+    assert {r: v["jobs"] for r, v in planned["rules"].items()} == {r: n for r, n in dry.items() if r in rules}
 
 
 def test_finished_jobs_leave_the_plan(tmp_path):
@@ -57,20 +60,23 @@ def test_paper_costs_are_units_times_their_per_unit_cost():
     wf = _workflow(ROOT, scale="paper")
     cfg = wf["config"]
     result = cost_plan(wf, cfg, "reports/table4.tex", gpus=8)
-    gen = result["rules"]["generate"]
+    gen = result["rules"]["generate_shard"]  # paper: shards.generate 64 shard jobs per generate job, and a gather
     c = cfg["plan"]["costs"]["generate"]
-    assert gen["jobs"] == 5 and gen["units"] == 5 * 946 * 5  # VBench_full_info's 946 prompts, 5 samples each
+    shards = cfg["shards"]["generate"]
+    assert gen["jobs"] == 5 * shards and result["rules"]["generate"]["jobs"] == 5
+    assert gen["units"] == 5 * 946 * 5  # VBench_full_info's 946 prompts, 5 samples each
     assert gen["gpu_hours"] == pytest.approx(gen["units"] * c["gpu_s"] / 3600)
     assert gen["source"].startswith("estimated: ")
     s1 = result["rules"]["stage1"]
     assert s1["units"] == 5 * cfg["train"]["stage1"]["steps"]
     t = result["totals"]
     assert t["gpu_hours"] == pytest.approx(sum(r["gpu_hours"] for r in result["rules"].values()))
-    # One generate job runs as one process today: its 946 x 5 videos are a chain no GPU count shortens.
-    assert t["critical_path_hours"] >= 946 * 5 * c["gpu_s"] / 3600
+    # A generate job's 946 x 5 videos spread over its shards: no chain is shorter than one shard's share.
+    assert t["critical_path_hours"] >= 946 * 5 * c["gpu_s"] / 3600 / shards
     assert t["wall_hours"] == max(t["gpu_hours"] / 8, t["critical_path_hours"])
     last = render(result).splitlines()[-1]
-    assert re.fullmatch(r"plan reports/table4\.tex jobs=23 gpu_hours=[0-9.]+ storage_gb=[0-9.]+", last), last
+    assert re.fullmatch(rf"plan reports/table4\.tex jobs={23 - 5 + 5 * shards + 5} gpu_hours=[0-9.]+ "
+                        r"storage_gb=[0-9.]+", last), last
 
 
 def test_bad_targets_and_gpu_counts_are_one_line(tmp_path):

@@ -78,17 +78,24 @@ def cost_plan(plan: dict, cfg: dict, target: str, gpus: int | None = None) -> di
         c = costs[name]
         n = units(job, vcfg)
         gpu_h = (n * c["gpu_s"] + c.get("job_gpu_s", 0)) / 3600.0
-        width = min(gpus, c.get("max_gpus") or gpus)
+        # A sharded rule (shards.generate / shards.videoqa N > 1) runs as N shard jobs and a gather, as Snakemake plans it.
+        shards = int(cfg.get("shards", {}).get(name, 1))
+        width = min(gpus, shards if shards > 1 else (c.get("max_gpus") or gpus))
         up = [chain.get(d, 0.0) for d in job["upstream_dirs"].values()]
         chain[job["dir"]] = gpu_h / width + max(up, default=0.0)
         if complete(job):
             continue
-        r = rules.setdefault(name, {"jobs": 0, "units": 0.0, "unit": c["unit"], "gpu_hours": 0.0, "storage_gb": 0.0,
+        rule = f"{name}_shard" if shards > 1 else name
+        r = rules.setdefault(rule, {"jobs": 0, "units": 0.0, "unit": c["unit"], "gpu_hours": 0.0, "storage_gb": 0.0,
                                     "source": c["source"]})
-        r["jobs"] += 1
+        r["jobs"] += shards
         r["units"] += n
         r["gpu_hours"] += gpu_h
         r["storage_gb"] += (n * c.get("bytes", 0) + c.get("job_bytes", 0)) / 1e9
+        if shards > 1:
+            g = rules.setdefault(name, {"jobs": 0, "units": 0.0, "unit": "gather", "gpu_hours": 0.0,
+                                        "storage_gb": 0.0, "source": f"gather of {shards} shards (no model work)"})
+            g["jobs"] += 1
     gpu_hours = sum(r["gpu_hours"] for r in rules.values())
     pending = {d for d, (j, _) in jobs.items() if not complete(j)}
     longest = max((chain[d] for d in pending), default=0.0)
@@ -99,11 +106,11 @@ def cost_plan(plan: dict, cfg: dict, target: str, gpus: int | None = None) -> di
 
 
 def render(result: dict) -> str:
-    lines = [f"{'rule':<11} {'jobs':>4} {'units':>12} {'unit':<16} {'GPU-h':>10} {'storage GB':>11}  source"]
-    for rule in JOBS:
+    lines = [f"{'rule':<15} {'jobs':>4} {'units':>12} {'unit':<16} {'GPU-h':>10} {'storage GB':>11}  source"]
+    for rule in [x for name in JOBS for x in (f"{name}_shard", name)]:
         r = result["rules"].get(rule)
         if r:
-            lines.append(f"{rule:<11} {r['jobs']:>4} {r['units']:>12,.0f} {r['unit']:<16} {r['gpu_hours']:>10.1f} "
+            lines.append(f"{rule:<15} {r['jobs']:>4} {r['units']:>12,.0f} {r['unit']:<16} {r['gpu_hours']:>10.1f} "
                          f"{r['storage_gb']:>11.2f}  {r['source']}")
     t = result["totals"]
     lines.append(f"wall time on {result['gpus']} GPU(s): {t['wall_hours']:.1f} h (GPU-hours / GPUs, at least the "
