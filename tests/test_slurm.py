@@ -27,6 +27,8 @@ def slurm(tmp_path_factory):
         pytest.skip("starting a local SLURM cluster needs root (apt-get install slurm-wlm munge, daemons as root)")
     state = tmp_path_factory.mktemp("slurm_state")
     up = _cluster("start", state)
+    if up.returncode != 0:
+        _cluster("stop", state)  # a half-started cluster's daemons would hold the ports for the next run
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         yield state
