@@ -85,3 +85,42 @@ def test_the_workflow_plans_n_shard_jobs_and_one_gather_per_generate_job(tmp_pat
     bad = snakemake(work, "-n", "--cores", "1", "reports/table4.tex", "--configfile", "shards.yaml")
     said = bad.stdout + bad.stderr
     assert bad.returncode != 0 and "config key 'shards.generate' = 0: 0 is less than the minimum of 1" in said
+
+
+def test_dimension_shards_pool_into_the_scores_one_evaluate_job_writes(inputs, tmp_path, capsys):
+    """shards.evaluate: 3 jobs over every 3rd VBench dimension, gathered, equal one job (every field but the
+    per-shard work record and the cache statistics)."""
+    from univid.commands.evaluation import shard_dims
+    from univid.eval.vbench.constants import DIMENSIONS
+
+    torch.set_num_threads(1)
+    _gen(inputs, tmp_path / "gen")
+
+    def ev(out, *extra):
+        main(["evaluate", "--quiet", "--no-cache", "--curate", str(inputs / "curate"), "--videos",
+              str(tmp_path / "gen"), "--out", str(out), *SMALL, *extra])
+
+    ev(tmp_path / "one")
+    for k in (2, 0, 1):
+        ev(tmp_path / "three", "--shard", str(k), "--shards", "3")
+    assert not (tmp_path / "three" / "scores.json").exists()
+    ev(tmp_path / "three", "--gather", "3")
+    one = json.loads((tmp_path / "one" / "scores.json").read_text())
+    three = json.loads((tmp_path / "three" / "scores.json").read_text())
+    assert [sorted(s["dimensions"]) for s in three.pop("shards")] == [sorted(shard_dims(list(DIMENSIONS), k, 3))
+                                                                      for k in range(3)]
+    one["counts"].pop("videos_decoded"), three["counts"].pop("videos_decoded")  # each shard decodes the videos
+    assert three == one and one["aggregate"] is not None and len(one["per_video"]) >= 16
+    with pytest.raises(ValueError, match=r"--shard 0 --shards 17: expected 0 <= shard < shards <= 16"):
+        shard_dims(list(DIMENSIONS), 0, 17)
+
+
+def test_the_workflow_plans_one_evaluate_job_per_dimension_group(tmp_path):
+    from conftest import job_counts, scratch_workflow, snakemake
+
+    work = scratch_workflow(tmp_path)
+    (work / "shards.yaml").write_text("shards:\n  evaluate: 4\n")
+    proc = snakemake(work, "-n", "--cores", "1", "reports/table4.tex", "--configfile", "shards.yaml")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["evaluate_shard"] == 20 and counts["evaluate"] == 5

@@ -124,23 +124,49 @@ def test_parse_long_results():
                                                              else (0.882 + 0.812 + 0.742) / 3)
 
 
+FAKE_VBENCH = {
+    # The official packages as the driver uses them, scoring a video by the number in its prompt; the real driver
+    # (official_driver.py) runs on top of them, so its argument handling and per-video loop are what is tested.
+    "vbench/__init__.py": """
+import json, os
+class VBench:
+    def __init__(self, device, full_info, output_path):
+        self.out = output_path
+    def evaluate(self, videos_path, name, dimension_list, **kw):
+        vids = sorted(f for f in os.listdir(videos_path) if f.endswith(".mp4"))
+        with open(os.environ["FAKE_VBENCH_CALLS"], "a") as f:
+            f.write(json.dumps(vids) + "\\n")
+        if os.environ.get("FAKE_VBENCH_DIE_ON") in vids:
+            os._exit(9)  # a crash or a time limit while this video is in flight
+        rows = [{"video_path": os.path.join(videos_path, v),
+                 "video_results": 0.5 + 0.1 * int(v.rsplit("-", 1)[0].split()[-1])} for v in vids]
+        res = {d: [sum(r["video_results"] for r in rows) / len(rows), rows] for d in dimension_list}
+        json.dump(res, open(os.path.join(self.out, name + "_eval_results.json"), "w"))
+""",
+    "vbench2_beta_long/__init__.py": "VBenchLong = None\n",
+    "vbench2_beta_long/eval_long.py": """
+import argparse
+def parse_args():
+    p = argparse.ArgumentParser()
+    for a in ("--videos_path", "--full_json_dir", "--output_path", "--load_ckpt_from_local", "--mode",
+              "--category", "--imaging_quality_preprocessing_mode", "--read_frame"):
+        p.add_argument(a)
+    p.add_argument("--dimension", nargs="+")
+    return p.parse_args()
+""",
+    "decord.py": "class VideoReader:\n    def __init__(self, path, num_threads=1): pass\n"
+                 "    def __len__(self): return 17\n",
+}
+
+
 def _fake_env(tmp_path, calls):
-    """A stand-in for .venv-vbench/bin/python: writes the official result format for the videos it is given."""
+    """A stand-in for .venv-vbench/bin/python: this python with fake vbench packages, running the real driver."""
+    fakes = tmp_path / "fake-vbench"
+    for rel, text in FAKE_VBENCH.items():
+        (fakes / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fakes / rel).write_text(text)
     script = tmp_path / "fake-python"
-    script.write_text(f"""#!{sys.executable}
-import json, os, sys
-a = sys.argv[2:]
-def arg(k): return a[a.index(k) + 1]
-dims = a[a.index("--dimension") + 1:a.index("--full_json_dir")]
-vids = sorted(f for f in os.listdir(arg("--videos_path")) if f.endswith(".mp4"))
-open({str(calls)!r}, "a").write(json.dumps(a) + "\\n")
-res = {{d: [0.0, [{{"video_path": os.path.join(arg("--videos_path"), v), "video_results": 0.5 + 0.1 * i}}
-               for i, v in enumerate(vids)]] for d in dims}}
-for d in dims:
-    res[d][0] = sum(x["video_results"] for x in res[d][1]) / len(vids)
-json.dump(res, open(os.path.join(arg("--output_path"), arg("--name") + "_eval_results.json"), "w"))
-json.dump({{v: 17 for v in vids}}, open(arg("--frames_json"), "w"))
-""")
+    script.write_text(f"#!/bin/sh\nPYTHONPATH={fakes} FAKE_VBENCH_CALLS={calls} exec {sys.executable} \"$@\"\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return script
 
@@ -171,14 +197,15 @@ def test_dispatch_by_config_runs_the_official_env_once_then_caches(suite_dir, tm
                           ["temporal_flickering"], cache=cache, **backend_options(vb))
     assert out["backends"] == {"temporal_flickering": "vbench 0.1.5 official (no model)"}
     assert out["dimensions"]["temporal_flickering"] == pytest.approx(0.55)
-    assert out["official"]["totals"] == {"temporal_flickering": pytest.approx(0.55)}
+    assert out["official"]["videos_run"] == 2 and out["official"]["runs"] == 1
     assert out["official"]["pooling_max_abs_diff"] == pytest.approx(0.0, abs=1e-12)
+    assert [json.loads(x) for x in calls.read_text().splitlines()] == [[n] for n in sorted(out["video_sha256"])]
     assert out["counts"] == {"videos": 2, "videos_decoded": 2, "scored": 2, "cached": 0}
     assert json.loads((tmp_path / "r" / "scores.json").read_text())["protocol"] == "vbench"
     assert not list((tmp_path / "r").glob("vbench-official-*"))  # scratch folder removed
     again = score_video_dir(suite_dir / "videos", suite_dir / "prompts.json", tmp_path / "r" / "s2.json",
                             ["temporal_flickering"], cache=EvalCache(tmp_path / "cache"), **backend_options(vb))
-    assert len(calls.read_text().splitlines()) == 1  # the second run never started the official environment
+    assert len(calls.read_text().splitlines()) == 2  # the second run never started the official environment
     assert again["counts"]["cached"] == 2 and again["dimensions"] == out["dimensions"]
     # the stand-in backend is the default and computes in process
     standin = score_video_dir(suite_dir / "videos", suite_dir / "prompts.json", tmp_path / "r" / "s3.json",
@@ -186,6 +213,33 @@ def test_dispatch_by_config_runs_the_official_env_once_then_caches(suite_dir, tm
     assert standin["backends"]["temporal_flickering"] == "official-formula:temporal_flickering"
     with pytest.raises(ValueError, match="eval.vbench.backend 'vbench': unknown"):
         backend_options({"backend": "vbench"})
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_crash_loses_at_most_the_video_in_flight(suite_dir, tmp_path, monkeypatch, cached):
+    """The driver writes each video's result as soon as it is done: after a crash on the second video, the rerun
+    scores only that video, from the cache or (no cache) from the failed run's kept per-video files."""
+    calls = tmp_path / "calls.jsonl"
+    vb = backend_options({"backend": "official", "official_python": str(_fake_env(tmp_path, calls)),
+                          "official_device": "cpu"})
+    names = sorted(p.name for p in (suite_dir / "videos").iterdir())
+    kw = {"dims": ["temporal_flickering"], **vb}
+
+    def cache():
+        return EvalCache(tmp_path / "cache") if cached else None
+
+    monkeypatch.setenv("FAKE_VBENCH_DIE_ON", names[1])
+    with pytest.raises(RuntimeError, match=r"official vbench run failed with exit code 9: .*driver\.log"):
+        score_video_dir(suite_dir / "videos", suite_dir / "prompts.json", tmp_path / "r" / "scores.json",
+                        cache=cache(), **kw)
+    assert not (tmp_path / "r" / "scores.json").exists()
+    monkeypatch.delenv("FAKE_VBENCH_DIE_ON")
+    out = score_video_dir(suite_dir / "videos", suite_dir / "prompts.json", tmp_path / "r" / "scores.json",
+                          cache=cache(), **kw)
+    assert [json.loads(x) for x in calls.read_text().splitlines()] == [[names[0]], [names[1]], [names[1]]]
+    assert out["dimensions"]["temporal_flickering"] == pytest.approx(0.55)
+    assert out["counts"]["scored"] == (1 if cached else 2) and out["counts"]["cached"] == (1 if cached else 0)
+    assert not list((tmp_path / "r").glob("vbench-official-*"))  # the kept scratch folder was taken and removed
 
 
 def test_one_line_errors(suite_dir, tmp_path):

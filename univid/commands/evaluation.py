@@ -34,13 +34,25 @@ def cmd_weights(args) -> None:
         raise SystemExit(1)
 
 
+def shard_dims(wanted: list[str], shard: int, shards: int) -> list[str]:
+    """The dimensions evaluate shard `shard` of `shards` scores: every shards-th (16 shards: one dimension each)."""
+    if shards < 1 or not 0 <= shard < shards or shards > len(wanted):
+        raise ValueError(f"--shard {shard} --shards {shards}: expected 0 <= shard < shards <= {len(wanted)} (the "
+                         f"job's dimensions)")
+    return wanted[shard::shards]
+
+
+def _shard_file(out: Path, shard: int, shards: int) -> Path:
+    return out / "shards" / f"{shard}-of-{shards}.json"
+
+
 def cmd_evaluate(args) -> None:
     from univid.eval.cache import EvalCache
     from univid.eval.results import eval_metadata
     from univid.eval.vbench.scorers import default_context
-    from univid.eval.vbench.scoring import score_video_dir
-    from univid.eval.vbench.suite import backend_options
-    from univid.io import read_json
+    from univid.eval.vbench.scoring import merge_dimension_shards, score_video_dir
+    from univid.eval.vbench.suite import backend_options, resolve_dims
+    from univid.io import read_json, write_json
 
     job, cfg = job_config_of(args, "evaluate")
     out = Path(args.out or job["dir"])
@@ -57,10 +69,33 @@ def cmd_evaluate(args) -> None:
     ctx = default_context(cfg["seed"])
     cache = None if args.no_cache else EvalCache(ev.get("cache_dir"))
     extra = eval_metadata(job, cfg, seeds={"scorer_standins": ctx.seed, "generation": gen_seeds})
-    result = score_video_dir(gen_dir / "videos", curate_dir / "prompts.json", out / "scores.json",
-                             dims=None if dims == "all" else dims,
-                             samples_per_prompt=s["samples_per_prompt"], ctx=ctx, long=vb.get("long"),
-                             cache=cache, checks=checks, extra=extra, **backend_options(vb))
+    entries = read_json(curate_dir / "prompts.json")
+    wanted = resolve_dims(entries, None if dims == "all" else dims)
+    if args.gather is not None:  # the N dimension shards' results, pooled as one job's scores.json
+        parts = []
+        for k in range(args.gather):
+            path = _shard_file(out, k, args.gather)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: shard {k} of {args.gather} not finished (expected `univid "
+                                        f"evaluate --shard {k} --shards {args.gather}` to have written it)")
+            parts.append(read_json(path))
+        result = merge_dimension_shards(parts, entries)
+        lost = sorted(set(wanted) - set(result["dimensions"]))
+        if lost:
+            raise ValueError(f"evaluate --gather {args.gather}: dimension {lost[0]!r} is in no shard (expected the "
+                             f"shards of this job's eval.vbench.dimensions)")
+        result.update(extra)
+        write_json(out / "scores.json", result)
+    else:
+        target = out / "scores.json"
+        if args.shard is not None:
+            target, wanted = _shard_file(out, args.shard, args.shards), shard_dims(wanted, args.shard, args.shards)
+        result = score_video_dir(gen_dir / "videos", curate_dir / "prompts.json", target, dims=wanted,
+                                 samples_per_prompt=s["samples_per_prompt"], ctx=ctx, long=vb.get("long"),
+                                 cache=cache, checks=checks, extra=extra, **backend_options(vb))
+        if args.shard is not None:
+            print(f"evaluated shard {args.shard} of {args.shards}: {', '.join(wanted)} -> {target}")
+            return
     write_job_config(out, job)
     agg, c = result["aggregate"], result["counts"]
     name = f"VBench{'-Long' if result['protocol'] == 'vbench-long' else ''} ({cfg['scale']})"
@@ -95,6 +130,9 @@ def register(sub) -> None:
     sp.add_argument("--out")
     sp.add_argument("--curate")
     sp.add_argument("--videos", help="generate job directory (holding videos/)")
+    sp.add_argument("--shard", type=int, help="score only dimension shard I of --shards N (-> shards/I-of-N.json)")
+    sp.add_argument("--shards", type=int, default=1)
+    sp.add_argument("--gather", type=int, metavar="N", help="write scores.json from N finished dimension shards")
     sp.add_argument("--no-cache", action="store_true", help="score every video afresh (the cache is not read/written)")
     sp.set_defaults(fn=cmd_evaluate)
 

@@ -15,6 +15,9 @@ Weights are read offline from $VBENCH_CACHE_DIR (`--load_ckpt_from_local True`);
 checkpoint through torch.hub, so TORCH_HOME points into the same root (benchmarks/vbench_weights.json lists both).
 Raw scores are cached per (video sha256, dimension, backend id, prompt entry, long flags), so only the videos with
 a missing dimension go to the official run (symlinked into a scratch folder, which the long mode writes clips into).
+The driver evaluates them one at a time (--per_video_dir) and writes each video's results when it is done; they are
+cached even when the run then fails, and a failed run's scratch folder is kept and read by the next run, so a crash
+or a time limit loses at most the video in flight.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ from univid.eval.cache import EvalCache
 from univid.eval.vbench.long import clip_seconds, tables
 from univid.eval.vbench.scorers import SCORERS
 from univid.eval.vbench.weights import load_manifest, vbench_cache_dir
-from univid.io import read_json
+from univid.io import read_json, write_json
 
 VERSION = "vbench 0.1.5 official"
 DEFAULT_PYTHON = ".venv-vbench/bin/python"
 DRIVER = Path(__file__).with_name("official_driver.py")
 RESULTS_NAME = "univid"
+SCRATCH_PREFIX = "vbench-official-"
 TORCH_HOME_SUBDIR = "torch"  # TORCH_HOME inside $VBENCH_CACHE_DIR: DINO's hubconf reads hub/checkpoints/ there
 
 # The model behind each dimension in vbench 0.1.5 (vbench/utils.py init_submodules).
@@ -153,8 +157,9 @@ def build_argv(python: str | os.PathLike, videos_path: str | os.PathLike, dims: 
                full_info: str | os.PathLike, output_path: str | os.PathLike, *, long: Mapping | None,
                samples_per_prompt: int, configs: Mapping[str, str | os.PathLike] | None = None,
                device: str | None = None, frames_json: str | os.PathLike | None = None,
-               name: str = RESULTS_NAME) -> list[str]:
-    """The driver's command line: eval_long.py's arguments for this run (+ --device/--name/--frames_json)."""
+               per_video_dir: str | os.PathLike | None = None, name: str = RESULTS_NAME) -> list[str]:
+    """The driver's command line: eval_long.py's arguments for this run (+ --device/--name/--frames_json/
+    --per_video_dir)."""
     argv = [str(python), str(DRIVER), "--videos_path", str(videos_path), "--dimension", *dims,
             "--full_json_dir", str(full_info), "--output_path", str(output_path),
             "--load_ckpt_from_local", "True", "--name", name]
@@ -180,6 +185,8 @@ def build_argv(python: str | os.PathLike, videos_path: str | os.PathLike, dims: 
         argv += ["--device", device]
     if frames_json:
         argv += ["--frames_json", str(frames_json)]
+    if per_video_dir:
+        argv += ["--per_video_dir", str(per_video_dir)]
     return argv
 
 
@@ -320,6 +327,49 @@ def run_driver(argv: list[str], weights_root: Path, log: Path) -> None:
                            f"{lines[-1] if lines else 'no output'} (expected exit 0; full log: {log})")
 
 
+def _same(a, b) -> bool:
+    import json
+
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _ingest(scratch: Path, needs: Mapping[str, dict], long: Mapping | None, hashes: Mapping[str, str] | None,
+            records: dict, key, cache: EvalCache | None, official: dict) -> None:
+    """Take the videos a driver run finished (scratch/per-video/done/<video>.json) into records and the cache, when
+    the run asked what is asked now (same VBench-Long settings, same video bytes); the driver writes each file as
+    soon as its video is done, so a crash or a time limit loses at most the video in flight."""
+    done = scratch / "per-video" / "done"
+    if not (scratch / "request.json").is_file() or not done.is_dir():
+        return
+    req = read_json(scratch / "request.json")
+    if not _same(req.get("long"), long):
+        return
+    for path in sorted(done.glob("*.json")):
+        name = path.name[:-len(".json")]
+        dims = [d for d in req["dims"] if d in needs.get(name, {})]
+        if not dims or (hashes and req["videos"].get(name) != hashes.get(name)):
+            continue  # a video this job does not score, or whose file changed since
+        payload = read_json(path)
+        fresh = parse_results(payload["results"], req["dims"], long, payload["frames"])
+        totals = official_totals(payload["results"], req["dims"])
+        official["videos_run"] += 1
+        for d in dims:
+            if (name, d) in records:
+                continue
+            rec = fresh.get((name, d))
+            if rec is None:  # the official code skipped it (an unreadable video, or colour's unseen object)
+                rec = {"score": None, "weight": 0} if long is None else \
+                    {"score": None, "weight": 1, "clips": [[None, 0]]}
+            records[(name, d)] = rec
+            k = key(name, d)
+            if k:
+                cache.put("vbench", k, rec)
+            # One video per official run: the harness's pooling of its record must give the official total.
+            mine = pool_official_long(d, {name: rec}) if long else rec["score"]
+            if mine is not None and d in totals:
+                official.setdefault("diffs", []).append(abs(mine - totals[d]))
+
+
 def score_official(entries: list[dict], video_dir: str | os.PathLike, suite_json: str | os.PathLike,
                    wanted: list[str], names_of, *, long: dict | None, samples_per_prompt: int,
                    cache: EvalCache | None = None, hashes: Mapping[str, str] | None = None,
@@ -352,59 +402,57 @@ def score_official(entries: list[dict], video_dir: str | os.PathLike, suite_json
             hit = cache.get("vbench", k) if k else None
             if hit is not None:
                 records[(name, d)] = hit
-    from_cache = {d for _, d in records}
+    official: dict = {"version": VERSION, "runs": 0, "videos_run": 0}
+    n_cached = len(records)
+    base = Path(work_dir) if work_dir else None
+    # Videos a killed or failed earlier run finished (per-video files of its scratch folder) count as computed.
+    if base and base.is_dir():
+        for scratch in sorted(base.glob(SCRATCH_PREFIX + "*")):
+            _ingest(scratch, needs, long, hashes, records, key, cache, official)
+            shutil.rmtree(scratch, ignore_errors=True)
     todo = sorted({name for name, de in needs.items() for d in de if (name, d) not in records})
     todo_dims = [d for d in wanted if any((n, d) not in records for n in todo if d in needs[n])]
-    counts = {"videos": len(needs), "videos_decoded": len(todo), "scored": 0, "cached": len(records)}
-    official: dict = {"version": VERSION, "runs": 0}
+    counts = {"videos": len(needs), "videos_decoded": len(todo), "scored": len(records) - n_cached,
+              "cached": n_cached}
 
     if todo:
         py = official_python(python)
         check_environment(todo_dims, py, device)
         root = check_weights(todo_dims, long, weights_root)
-        base = Path(work_dir) if work_dir else None
         if base:
             base.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix="vbench-official-", dir=base))
+        scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=base))
         videos = scratch / "videos"
         videos.mkdir()
-        (scratch / "out").mkdir()
-        # A failed run keeps its scratch folder (the error names its log); a finished one is removed.
         for name in todo:  # the long mode writes split_clip/ into the videos folder: never the real one
             (videos / name).symlink_to((video_dir / name).resolve())
+        write_json(scratch / "request.json", {"dims": todo_dims, "long": long,
+                                              "videos": {n: (hashes or {}).get(n) for n in todo}})
         configs = write_long_configs(scratch / "configs", long["clip_length"]) if long else None
         argv = build_argv(py, videos, todo_dims, Path(suite_json).resolve(), scratch / "out", long=long,
                           samples_per_prompt=samples_per_prompt, configs=configs, device=device,
-                          frames_json=scratch / "frames.json")
-        run_driver(argv, root, scratch / "driver.log")
-        results = read_json(scratch / "out" / f"{RESULTS_NAME}_eval_results.json")
-        fresh = parse_results(results, todo_dims, long, read_json(scratch / "frames.json"))
+                          per_video_dir=scratch / "per-video")
         # The command as run, with the scratch folder (gone afterwards) written as <scratch>.
-        shown = [os.path.basename(argv[0]), *(a.replace(str(scratch), "<scratch>") for a in argv[1:])]
-        official.update({"runs": 1, "argv": shown,
-                         "totals": official_totals(results, todo_dims)})
+        official.update({"runs": 1, "argv": [os.path.basename(argv[0]),
+                                             *(a.replace(str(scratch), "<scratch>") for a in argv[1:])]})
+        try:
+            run_driver(argv, root, scratch / "driver.log")
+        finally:  # what finished is kept (in the cache) even when the run failed
+            n_before = len(records)
+            _ingest(scratch, needs, long, hashes, records, key, cache, official)
+            counts["scored"] += len(records) - n_before
+        # A failed run keeps its scratch folder (the error names its log; the next run takes its finished
+        # videos); a finished one is removed.
         if not keep_work_dir:
             shutil.rmtree(scratch, ignore_errors=True)
         for name in todo:
             for d in needs[name]:
-                if (name, d) in records:
-                    continue
-                rec = fresh.get((name, d))
-                if rec is None:  # the official code skipped it (an unreadable video, or colour's unseen object)
-                    rec = {"score": None, "weight": 0} if long is None else \
-                        {"score": None, "weight": 1, "clips": [[None, 0]]}
-                records[(name, d)] = rec
-                counts["scored"] += 1
-                k = key(name, d)
-                if k:
-                    cache.put("vbench", k, rec)
+                if (name, d) not in records:
+                    raise RuntimeError(f"official vbench run: no result for {name} on {d} (expected the driver to "
+                                       f"write {SCRATCH_PREFIX}*/per-video/done/{name}.json)")
 
     result = pool_results(entries, wanted, names_of, records, long, backends, counts,
                           scene_detector=SCENE_DETECTOR, deviations=OFFICIAL_DEVIATIONS, long_pool=pool_official_long)
-    if official.get("totals"):
-        # With nothing from the cache, the harness's pooling must reproduce the official totals.
-        complete = [d for d in official["totals"] if d not in from_cache]
-        official["pooling_max_abs_diff"] = max(
-            (abs(result["dimensions"][d] - official["totals"][d]) for d in complete), default=None)
+    official["pooling_max_abs_diff"] = max(official.pop("diffs", []), default=None)
     result["official"] = official
     return result

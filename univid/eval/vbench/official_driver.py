@@ -5,7 +5,11 @@ vbench2_beta_long/eval_long.py's own arguments (parsed by eval_long.parse_args i
   --device cuda|cpu      eval_long.py and vbench/launch/evaluate.py hard-code cuda;
   --name NAME            results go to {output_path}/{NAME}_eval_results.json (the official file name pattern);
   --frames_json PATH     frame counts of every video and clip scored, which the harness needs to pool videos as
-                         VBench pools them when results come partly from its cache.
+                         VBench pools them when results come partly from its cache;
+  --per_video_dir DIR    evaluate the videos one at a time (each in its own folder) and write each video's results
+                         and frame counts to DIR/done/<video>.json (atomically) as soon as they exist, so a crash or
+                         a time limit loses at most the video in flight; a video whose file exists is skipped.
+                         The price: the official code loads a dimension's model once per evaluate call.
 --mode vbench_standard runs `vbench.VBench.evaluate` exactly as vbench/launch/evaluate.py does (whole videos);
 --mode long_vbench_standard | long_custom_input runs `vbench2_beta_long.VBenchLong.evaluate` with eval_long.py's
 keyword arguments (clips, scene splitting, dev_flag, static filter).
@@ -42,11 +46,49 @@ def _frame_counts(root):
     return counts
 
 
+def _write_json_atomic(path, obj):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def one_by_one(videos_path, per_video_dir, name, evaluate, frame_counts=_frame_counts):
+    """evaluate(videos_path, output_path) on each video alone; DIR/done/<video>.json = {results, frames} as soon as
+    that video is finished. Returns the videos evaluated in this call (done ones are skipped)."""
+    import shutil
+
+    done_dir = os.path.join(per_video_dir, "done")
+    os.makedirs(done_dir, exist_ok=True)
+    videos = sorted(f for f in os.listdir(videos_path)
+                    if f.endswith((".mp4", ".avi", ".mov")) and not os.path.isdir(os.path.join(videos_path, f)))
+    evaluated = []
+    for video in videos:
+        done = os.path.join(done_dir, video + ".json")
+        if os.path.exists(done):
+            continue
+        work = os.path.join(per_video_dir, "work", video)
+        shutil.rmtree(work, ignore_errors=True)  # a video in flight when the last run died starts over
+        os.makedirs(os.path.join(work, "videos"))
+        os.makedirs(os.path.join(work, "out"))
+        os.symlink(os.path.realpath(os.path.join(videos_path, video)), os.path.join(work, "videos", video))
+        evaluate(os.path.join(work, "videos"), os.path.join(work, "out"))
+        with open(os.path.join(work, "out", f"{name}_eval_results.json")) as f:
+            results = json.load(f)
+        _write_json_atomic(done, {"results": results, "frames": frame_counts(os.path.join(work, "videos"))})
+        shutil.rmtree(work, ignore_errors=True)
+        evaluated.append(video)
+    return evaluated
+
+
 def main(argv=None):
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--device", default=None)
     pre.add_argument("--name", default="univid")
     pre.add_argument("--frames_json", default=None)
+    pre.add_argument("--per_video_dir", default=None)
     own, rest = pre.parse_known_args(argv)
 
     import torch
@@ -59,10 +101,11 @@ def main(argv=None):
     if args.mode == "vbench_standard":
         from vbench import VBench
 
-        VBench(device, args.full_json_dir, args.output_path).evaluate(
-            videos_path=args.videos_path, name=own.name, prompt_list=[], dimension_list=args.dimension,
-            local=args.load_ckpt_from_local, read_frame=args.read_frame, mode=args.mode,
-            category=args.category, imaging_quality_preprocessing_mode=args.imaging_quality_preprocessing_mode)
+        def evaluate(videos_path, output_path):
+            VBench(device, args.full_json_dir, output_path).evaluate(
+                videos_path=videos_path, name=own.name, prompt_list=[], dimension_list=args.dimension,
+                local=args.load_ckpt_from_local, read_frame=args.read_frame, mode=args.mode,
+                category=args.category, imaging_quality_preprocessing_mode=args.imaging_quality_preprocessing_mode)
     else:
         import vbench2_beta_long
         from vbench2_beta_long import VBenchLong
@@ -91,10 +134,16 @@ def main(argv=None):
             "num_of_samples_per_prompt": args.num_of_samples_per_prompt,
             "static_filter_flag": args.static_filter_flag,
         }
-        VBenchLong(device, args.full_json_dir, args.output_path).evaluate(
-            videos_path=args.videos_path, name=own.name, prompt_list=[], dimension_list=args.dimension,
-            local=args.load_ckpt_from_local, read_frame=args.read_frame, mode=args.mode, **kwargs)
 
+        def evaluate(videos_path, output_path):
+            VBenchLong(device, args.full_json_dir, output_path).evaluate(
+                videos_path=videos_path, name=own.name, prompt_list=[], dimension_list=args.dimension,
+                local=args.load_ckpt_from_local, read_frame=args.read_frame, mode=args.mode, **kwargs)
+
+    if own.per_video_dir:
+        one_by_one(args.videos_path, own.per_video_dir, own.name, evaluate)
+        return
+    evaluate(args.videos_path, args.output_path)
     if own.frames_json:
         with open(own.frames_json, "w") as f:
             json.dump(_frame_counts(args.videos_path), f, indent=1, sort_keys=True)

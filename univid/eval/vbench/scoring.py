@@ -90,3 +90,45 @@ def score_video_dir(video_dir: str | os.PathLike, prompt_suite_json: str | os.Pa
         result.update(extra)
     write_json(out_json, result)
     return result
+
+
+def merge_dimension_shards(parts: list[dict], entries: list[dict]) -> dict:
+    """One score_video_dir result from results over disjoint dimension subsets of the same videos (the shards of an
+    evaluate job): rows in the order one run writes them, dimensions pooled as they were (each dimension pools only
+    its own videos), the aggregate over the union. Work counts are summed over the shards."""
+    from univid.eval.vbench.aggregate import aggregate
+    from univid.eval.vbench.constants import DIMENSIONS
+
+    dims = [d for p in parts for d in p["dimensions"]]
+    twice = sorted({d for d in dims if dims.count(d) > 1})
+    if twice:
+        raise ValueError(f"evaluate shards: dimension {twice[0]!r} scored by two shards (expected disjoint subsets)")
+    for field in ("protocol", "long", "video_dir", "prompt_suite", "samples_per_prompt"):
+        if any(p.get(field) != parts[0].get(field) for p in parts):
+            raise ValueError(f"evaluate shards: {field} differs between shards (expected one job's settings)")
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for p in parts:
+        for r in p["per_video"]:
+            rows.setdefault((r["prompt"], r["dimension"]), []).append(r)
+    per_video, n = [], parts[0]["samples_per_prompt"]
+    for e in entries:  # pool_results' order: entry, its dimensions, its samples
+        for d in e["dimension"]:
+            mine = rows.get((e["prompt_en"], d), [])
+            per_video += mine[:n]
+            del mine[:n]
+    merged = {k: v for k, v in parts[0].items() if k not in ("cache", "official")}
+    merged.update({
+        "per_video": per_video,
+        "dimensions": {d: s for p in parts for d, s in p["dimensions"].items()},
+        "backends": {d: b for p in parts for d, b in p["backends"].items()},
+        "unscored": {d: n for p in parts for d, n in p["unscored"].items()},
+        "counts": {"videos": len({r["video"] for r in per_video}),
+                   **{k: sum(p["counts"][k] for p in parts) for k in ("videos_decoded", "scored", "cached")}},
+        "video_sha256": {n: h for p in parts for n, h in (p.get("video_sha256") or {}).items()} or None,
+        "shards": [{"dimensions": list(p["dimensions"]), "counts": p["counts"],
+                    **({"official": p["official"]} if "official" in p else {})} for p in parts],
+    })
+    merged["aggregate"] = aggregate(merged["dimensions"]) if set(merged["dimensions"]) == set(DIMENSIONS) else None
+    if merged["video_sha256"] is None:
+        del merged["video_sha256"]
+    return merged
