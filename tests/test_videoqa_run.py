@@ -6,9 +6,11 @@ resumption from a predictions.jsonl cut short by a kill."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -103,7 +105,7 @@ def stub_url():
     server.shutdown()
 
 
-def _job(tmp_path, stub_url, weights="none", videoqa=None):
+def _job(tmp_path, stub_url, weights="none", videoqa=None, stub=None):
     from univid.config import job_config, resolve
 
     cfg = resolve(overrides={
@@ -111,7 +113,7 @@ def _job(tmp_path, stub_url, weights="none", videoqa=None):
         "understanding": {"weights": weights, "cache_dir": str(tmp_path / "pool")},
         "llm": {"cache_path": str(tmp_path / "llm.sqlite"),
                 "backends": {"stub": {"kind": "openai", "base_url": stub_url, "model": "stub", "timeout_s": 5,
-                                      "max_retries": 0}},
+                                      "max_retries": 0, **(stub or {})}},
                 # the paper's role backends by name (smoke roles), each served by the stub
                 "stand_ins": {"deepseek-v3.1": "stub", "qwen-plus": "stub", "gpt-4o": "stub"}},
         "eval": {"cache_dir": str(tmp_path / "eval"), "videoqa": {"max_questions": 3, "synthetic": SYN,
@@ -304,3 +306,43 @@ def test_two_shards_and_a_gather_give_one_jobs_predictions_and_scores(tmp_path, 
     with pytest.raises(SystemExit):
         main(["evaluate-qa", "--quiet", "--job-config", json.dumps(job), "--out", str(tmp_path / "x"), "--gather", "3"])
     assert "shards/0-of-3.jsonl: Video-QA shard 0 of 3 not finished" in capsys.readouterr().err
+
+
+class _SlowClassifier(_Stub):
+    """The stub, holding each classifier request 0.2 s and recording how many are in flight."""
+
+    state = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        classify = json.loads(raw)["messages"][-1]["content"].startswith("Role. Classify")
+        if classify:
+            with self.lock:
+                self.state["now"] += 1
+                self.state["max"] = max(self.state["max"], self.state["now"])
+            time.sleep(0.2)
+            with self.lock:
+                self.state["now"] -= 1
+        self.rfile = io.BytesIO(raw)
+        super().do_POST()
+
+
+def test_a_remote_classifier_routes_every_question_concurrently(tmp_path, capsys):
+    """With an OpenAI-compatible classifier of max_concurrency 4, the job's routing requests go out 4 at a time
+    (never more) against a real server on 127.0.0.1, and the routes and answers equal a one-at-a-time run's."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowClassifier)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    try:
+        runs = {}
+        for conc in (1, 4):
+            _SlowClassifier.state.update(now=0, max=0)
+            job = _job(tmp_path / f"c{conc}", url, stub={"max_concurrency": conc})
+            scores, out = _run(job, capsys)
+            runs[conc] = [(t["question"], t["route"], t["answer"]) for t in _lines(out / "traces.jsonl")]
+            assert _SlowClassifier.state["max"] == (conc if conc > 1 else 1), (conc, _SlowClassifier.state)
+            assert scores["counts"]["total_llm_calls"] == len(_Stub.requests)
+        assert runs[4] == runs[1] and len(runs[1]) == 12
+    finally:
+        server.shutdown()

@@ -31,6 +31,20 @@ def cmd_ask(args) -> None:
                           "scale": cfg["scale"]}))
 
 
+def cmd_serve_llm(args) -> None:
+    from univid.llm.roles import build_backend, serving_backend
+    from univid.llm.serve import serve
+
+    llm_cfg = full_config(args)["llm"]
+    name = serving_backend(llm_cfg, args.backend, "serve-llm --backend")
+    spec = llm_cfg["backends"][name]
+    if spec.get("kind") != "transformers":
+        raise ValueError(f"serve-llm --backend {args.backend}: served by {name!r} of kind {spec.get('kind')!r} "
+                         f"(expected a local kind: transformers model; an openai backend is already a server)")
+    serve(build_backend(spec, device=args.device), args.model_name or args.backend, args.host, args.port,
+          args.port_file)
+
+
 def cmd_evaluate_qa(args) -> None:
     from univid.eval.videoqa.run import run_videoqa
 
@@ -76,3 +90,13 @@ def register(sub) -> None:
     sp.add_argument("--trace", help="write the reflection trace (route, rounds, frames, scores, counts) as JSON")
     sp.add_argument("--weights", help="trained UniVid weights (.safetensors from `univid train`)")
     sp.set_defaults(fn=cmd_ask)
+
+    sp = sub.add_parser("serve-llm", help="serve an llm backend as an OpenAI-compatible server (vLLM's CPU stand-in)")
+    config_args(sp, job=False)
+    sp.add_argument("--backend", required=True, help="a name of llm.backends (its stand-in at this scale is served)")
+    sp.add_argument("--model-name", help="the model id clients send (default: the backend name)")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=0, help="0: any free port (written to --port-file)")
+    sp.add_argument("--port-file", help="write the bound port here once the server listens")
+    sp.add_argument("--device", default="cpu")
+    sp.set_defaults(fn=cmd_serve_llm)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -83,6 +84,7 @@ class CachedLLM:
         self.model_id = backend.model_id
         self.calls = 0
         self.hits = 0
+        self._lock = threading.Lock()  # counted from several threads when requests go out concurrently
 
     @property
     def max_concurrency(self) -> int:
@@ -93,8 +95,9 @@ class CachedLLM:
         key = request_key(self.backend_id, self.model_id, prompt, system, decoding)
         response, hit = cached_response(self.cache, key, self.backend_id, self.model_id,
                                         lambda: self.backend.generate(prompt, system=system, **decoding))
-        if hit:
-            self.hits += 1
-        else:
-            self.calls += 1
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.calls += 1
         return response

@@ -5,7 +5,8 @@ one instance (one model load) and, through the response cache keyed by the servi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from univid.llm.base import LLMError
@@ -24,6 +25,7 @@ class RoleLLM:
     scale: str | None = None
     calls: int = 0  # generate() calls through this role (cached or not)
     failures: int = 0  # of them, the ones whose backend failed (after its own retries)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -50,11 +52,13 @@ class RoleLLM:
 
     def generate(self, prompt: str, system: str | None = None, **decoding) -> str:
         """The role's decoding parameters, unless the caller gives its own. A backend failure names the role."""
-        self.calls += 1
+        with self._lock:  # roles may be called from a pool of threads (prefetched routes)
+            self.calls += 1
         try:
             return self.llm.generate(prompt, system=system, **(decoding or self.decoding))
         except LLMError as exc:
-            self.failures += 1
+            with self._lock:
+                self.failures += 1
             raise LLMError(f"llm role {self.role} ({self.backend_id}): {exc}") from None
 
     def check_failures(self, max_fraction: float) -> None:

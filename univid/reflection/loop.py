@@ -28,6 +28,7 @@ class PyramidReflection:
         self.actor = actor
         self.roles = roles
         self._captions: dict[str, dict] = {}
+        self._routes: dict[str, tuple[str, dict]] = {}  # classifier results fetched ahead (prefetch_routes)
         self.text_passes = 0
 
     # ------------------------------------------------------------------------------------------ pieces
@@ -49,7 +50,34 @@ class PyramidReflection:
                                         "notes": notes}
         return self._captions[pool.key]
 
+    def prefetch_routes(self, questions: list[str], workers: int) -> int:
+        """Classify many questions at once, up to `workers` requests in flight: routing needs only the question, so
+        a job asks its remote classifier for every question ahead of the (sequential) Actor rounds. A question whose
+        request fails is left to classify() to ask again in its turn. Returns the questions classified."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from univid.llm.base import LLMError
+
+        todo = [q for q in dict.fromkeys(questions) if q not in self._routes]
+
+        def one(q: str):
+            try:
+                return q, self._classify(q)
+            except LLMError:
+                return q, None
+
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="classifier") as pool:
+            for q, routed in pool.map(one, todo):
+                if routed is not None:
+                    self._routes[q] = routed
+        return sum(q in self._routes for q in todo)
+
     def classify(self, question: str) -> tuple[str, dict]:
+        if question in self._routes:
+            return self._routes.pop(question)
+        return self._classify(question)
+
+    def _classify(self, question: str) -> tuple[str, dict]:
         res = ask_json(self.roles["classifier"], render("question_type_classification", question=question),
                        validate_classification, retries=self.retries)
         route = res.value["qtype"] if res.ok else self.u["fallback_route"]

@@ -157,6 +157,9 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
             raise ValueError(f"--shard {k} --shards {n}: expected 0 <= shard < shards and shards >= 1")
         every = every[k::n]
     todo = [(ds, s) for ds, s in every if (ds, str(s["question_id"])) not in done]
+    classifier = system.roles["classifier"]
+    if classifier.max_concurrency > 1 and len(todo) > 1:  # a remote classifier: every route at once, bounded
+        system.prefetch_routes([str(s["question"]) for _, s in todo], classifier.max_concurrency)
     for i, (ds, s) in enumerate(todo, 1):
         row = {"benchmark": ds, "question_id": str(s["question_id"]), "video": s["video"],
                "video_path": s["video_path"], "question": s["question"], "answer": s["answer"],
