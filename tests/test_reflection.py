@@ -329,18 +329,68 @@ def test_frame_pool_encoded_once_then_reused(system, clip, tmp_path):
     assert p2.cache_hit and p2.frames_encoded == 0 and enc.frames_encoded - before == 64
     assert np.allclose(p1.embeds.norm(dim=-1).numpy(), 1.0, atol=1e-5)
     assert p1.indices == p2.indices == sorted(p1.indices) and len(p1.indices) == 64
-    assert (p1.embeds == p2.embeds).all() and (p1.patches == p2.patches).all()
+    assert (p1.embeds == p2.embeds).all()
+    # The disk cache keeps only what retrieval reads: [N, D] float32 embeddings (no patch tokens).
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / p1.key / "pool.safetensors"))
+    assert list(stored) == ["embeds"] and stored["embeds"].shape == (64, system.encoder.vit.config.hidden_size)
     p3 = load_pool(clip, enc, 16, str(tmp_path))  # another N is another key
     assert not p3.cache_hit and p3.key != p1.key
-    # The Actor's visual tokens from the cache equal the MLLM's own ViT path on the same frames.
+    # The Actor's visual tokens equal the MLLM's own ViT path on the same frames; each frame is encoded once per
+    # process, only when the Actor reads it.
     from univid.data.video import read_video
     import torch
 
     frames = torch.from_numpy(read_video(clip, [p1.indices[3], p1.indices[40]]).frames)
+    actor_enc = system.actor.vit_encoder
+    system.actor._patches.clear()  # earlier tests read this clip's frames in this process
+    f0 = actor_enc.frames_encoded
     with torch.no_grad():
         direct = system.actor.mllm.vit_tokens(frames).flatten(0, 1)
-        cached = system.actor.visual_tokens(p1, [3, 40])[0]
-    assert torch.allclose(direct, cached, atol=1e-5)
+        cached = system.actor.visual_tokens(p2, [3, 40])[0]
+        again = system.actor.visual_tokens(p2, [40, 3, 7])[0]
+    assert torch.allclose(direct, cached, atol=1e-5) and again.shape[0] == cached.shape[0] * 3 // 2
+    assert actor_enc.frames_encoded - f0 == 3  # frames 3 and 40, then only 7
+
+
+def test_retrieval_ranks_in_one_space_the_frozen_siglip_pair_by_default(tmp_path):
+    """Sec. 3.2: frames are ranked by SigLIP2 cosine similarity, i.e. the public image tower against its text tower.
+    With fine-tuned weights loaded, the retrieval embeddings stay those of the tower as built (frozen), while the
+    Actor reads the fine-tuned ViT; `understanding.retriever.space: univid_vit` ranks with the fine-tuned one."""
+    import torch
+
+    from univid.config import resolve
+    from univid.data import synthetic as W
+    from univid.data.video import write_video
+    from univid.models.builder import build, save_weights
+    from univid.reflection import build_reflection
+
+    video = tmp_path / "clip.mp4"
+    write_video(video, W.render_clip(W.sample_clip_specs(3, 1, num_frames=24)[0]), 8)
+    cfg = resolve({"understanding": {"cache_dir": str(tmp_path / "pools")}})
+    comp = build(cfg, parts=("mllm",))
+    tuned = {n: p.detach() + 0.05 * torch.randn_like(p) for n, p in comp.model.named_parameters()
+             if n.startswith("mllm.vit.") or n.startswith("mllm.vision_proj.")}
+    save_weights(tuned, tmp_path / "tuned.safetensors")
+
+    def embeds(space, weights):
+        c = resolve({"understanding": {"cache_dir": str(tmp_path / "pools"), "retriever": {"space": space}}})
+        system = build_reflection(c, weights=weights)
+        pool = system.pool(video)
+        return pool.embeds, system
+
+    base, _ = embeds("frozen", None)
+    frozen, fsys = embeds("frozen", tmp_path / "tuned.safetensors")
+    moved, msys = embeds("univid_vit", tmp_path / "tuned.safetensors")
+    assert torch.equal(frozen, base)  # the fine-tuned weights do not move the retrieval space
+    assert not torch.allclose(moved, base, atol=1e-3)
+    # ... while the Actor reads the fine-tuned ViT in both
+    assert fsys.actor.identity["vit"] == msys.actor.identity["vit"] != fsys.encoder.encoder_id
+    with pytest.raises(ValueError, match=r"understanding.retriever.space' = 'siglip': expected one of frozen"):
+        build_reflection({**cfg, "understanding": {**cfg["understanding"],
+                                                   "retriever": {**cfg["understanding"]["retriever"],
+                                                                 "space": "siglip"}}})
 
 
 def test_actor_is_asked_in_the_stage2_sft_chat_format(system, clip):
@@ -492,7 +542,11 @@ def test_univid_ask_end_to_end_on_an_mp4(any_video, tmp_path, capsys):
     from univid.config import resolve
 
     pool = resolve({})["understanding"]["pool_size"]  # the smoke preset's N
-    assert trace["counts"]["vision_encoder_passes"] == 1 and trace["counts"]["frames_encoded"] == pool
+    c = trace["counts"]
+    assert c["retrieval_encoder_passes"] == 1  # the pool: one pass of the retrieval tower over N frames
+    # then the Actor's ViT on the frames it read (the seed frames of C_g and the round's working set), once each
+    seeds = resolve({})["understanding"]["seed_frames"]
+    assert pool < c["frames_encoded"] <= pool + seeds + len(rec["frames"])
     assert trace["counts"]["llm_calls"] == 3  # summarizer, classifier, evaluator
 
 

@@ -1,6 +1,7 @@
 """Pyramid Reflection (paper Sec. 2.4, Algorithm 1, Appendix A.5-A.6).
 
-frame_pool.py  N uniformly sampled frames, encoded once by the UniVid ViT, L2-normalised, cached by content
+frame_pool.py  N uniformly sampled frames, encoded once by the retrieval image tower (frozen SigLIP2 by default),
+               L2-normalised, cached by content
 retrieval.py   Eq. 6 similarity, Eq. 8 expand (top-m unseen), Eq. 9 MMR shrink; working sets in temporal order
 templates.py   the six A.5 prompts as Jinja templates (prompts/*.j2) + the harness's Actor/Evaluator-case prompts
 actor.py       the UniVid MLLM answering from the ordered working set in the stage II chat format; it sees ViT
@@ -12,7 +13,12 @@ loop.py        Algorithm 1 with the Evaluator's stop rule, the Reflector, R <= 3
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+
+# frozen: the public SigLIP2 image tower + its text tower (the paper); univid_vit: the fine-tuned UniVid ViT's pooled
+# embeddings against that text tower (two spaces once stage II/III have moved the ViT: a named option only).
+RETRIEVAL_SPACES = ("frozen", "univid_vit")
 
 
 def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dict | None = None):
@@ -30,11 +36,18 @@ def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dic
     encoders = u.get("encoders", "vit")
     # Only what understanding uses: the MLLM, and the VAE when the Actor reads VAE tokens (Table 9). Never the DiT.
     comp = build(cfg, parts=("mllm", "vae") if "vae" in encoders else ("mllm",))
+    space = u["retriever"].get("space", "frozen")
+    if space not in RETRIEVAL_SPACES:
+        raise ValueError(f"config key 'understanding.retriever.space' = {space!r}: expected one of "
+                         f"{', '.join(RETRIEVAL_SPACES)}")
+    # Retrieval compares one space (Sec. 3.2: SigLIP2 cosine similarity): the image tower as built from the public
+    # checkpoint, before stage II/III weights fine-tune its last blocks, against that checkpoint's text tower.
+    frozen_vit = copy.deepcopy(comp.model.mllm.vit) if space == "frozen" and weights else None
     weights_sha = None
     if weights:
         load_weights(comp.model, weights)
         weights_sha = _file_sha256(Path(weights))[:16]
-    encoder = VisionEncoder(comp.model.mllm.vit, batch_size=u["encode_batch_size"])
+    encoder = VisionEncoder(frozen_vit or comp.model.mllm.vit, batch_size=u["encode_batch_size"])
     text = TextEncoder(u["retriever"]["text"], tokenizer=comp.tokenizer, seed=cfg["seed"], device=comp.device)
     vdim = comp.model.mllm.vit.config.hidden_size
     if text.dim != vdim:
@@ -45,7 +58,7 @@ def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dic
     m = cfg["model"]
     spec_keys = ("tokenizer", "llm", "vit") + (("vae",) if "vae" in encoders else ())
     identity = {"spec": config_hash({k: m[k] for k in spec_keys}), "seed": cfg["seed"],
-                "weights": weights_sha, "vit": encoder.encoder_id}
+                "weights": weights_sha, "vit": VisionEncoder(comp.model.mllm.vit).encoder_id}
     actor = UniVidActor(comp, identity, max_new_tokens=u["actor"]["max_new_tokens"],
                         max_tokens_per_frame=u["actor"]["max_tokens_per_frame"], cache=cache, encoders=encoders,
                         cache_dir=u.get("cache_dir"), batch_size=u["encode_batch_size"])

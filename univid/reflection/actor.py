@@ -7,23 +7,30 @@ stays exactly the trained one. A tokenizer without a chat template gets the plai
 
 What it sees of each frame is `understanding.encoders` (paper Table 9): vit = the projected ViT patch tokens (the
 paper's choice), vae = the projected VAE latent tokens (mllm.vae_tokens), vit+vae = both, ViT tokens of every frame
-first and then VAE tokens, as the generation path orders them. It reads the pool's cached ViT patches and cached VAE
-latents, so it never runs an encoder per question; replies go through the same response cache as the text LLMs
-(keyed by the Actor id, the pool, the frame positions and the full prompt).
+first and then VAE tokens, as the generation path orders them. ViT patch tokens come from the UniVid ViT for the
+frames it reads, each frame encoded once per process (memoised for the last POOLS_IN_MEMORY pools; the disk cache
+keeps only retrieval's embeddings), VAE latents from their per-pool cache; replies go through the same response
+cache as the text LLMs (keyed by the Actor id, the pool, the frame positions and the full prompt).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
 
 from univid.llm.cache import ResponseCache, cached_response, request_key
 from univid.models.mllm import ENCODERS
-from univid.reflection.frame_pool import FramePool, VaeFrameEncoder, load_vae_latents, module_digest
+from univid.reflection.frame_pool import FramePool, VaeFrameEncoder, VisionEncoder, load_vae_latents, module_digest
 from univid.train.conversation import VIDEO_PLACEHOLDER, text_segments
+
+
+POOLS_IN_MEMORY = 16  # pools whose frames' patch tokens stay memoised (questions come grouped by video)
 
 
 class UniVidActor:
@@ -44,6 +51,8 @@ class UniVidActor:
             raise ValueError(f"understanding.encoders {encoders!r}: the Actor reads VAE tokens, but these components "
                              f"were built without the VAE (expected build(cfg, parts=('mllm', 'vae')))")
         self.vae_encoder = VaeFrameEncoder(comp.model.vae, batch_size) if "vae" in encoders else None
+        self.vit_encoder = VisionEncoder(self.mllm.vit, batch_size) if "vit" in encoders else None
+        self._patches: OrderedDict[str, dict[int, torch.Tensor]] = OrderedDict()
         # What determines the Actor's replies: the model spec + seed (+ a loaded weights file's hash), a digest of
         # the parts that turn frames into tokens, the encoders it reads and the prompt format.
         ident = {**identity, "encoders": encoders, "prompt": "sft-chat-template-v1"}
@@ -64,11 +73,28 @@ class UniVidActor:
             tokens = F.adaptive_avg_pool1d(tokens.transpose(1, 2), self.max_tokens_per_frame).transpose(1, 2)
         return tokens
 
+    def patches(self, pool: FramePool, positions: list[int]) -> torch.Tensor:
+        """[K, P, Dv]: the UniVid ViT's patch tokens of the pool frames at these positions; a frame is encoded once
+        per process (while its pool is among the last POOLS_IN_MEMORY used)."""
+        memo = self._patches.setdefault(pool.key, {})
+        self._patches.move_to_end(pool.key)
+        while len(self._patches) > POOLS_IN_MEMORY:
+            self._patches.popitem(last=False)
+        todo = sorted({p for p in positions if p not in memo})
+        if todo:
+            frames = pool.frames(todo)
+            if len({f.shape for f in frames}) == 1:
+                encoded = self.vit_encoder.encode(np.stack(frames))[1]
+            else:  # an image pool's images differ in size: one at a time
+                encoded = torch.cat([self.vit_encoder.encode(f[None])[1] for f in frames])
+            memo.update(zip(todo, encoded))
+        return torch.stack([memo[p] for p in positions])
+
     def vit_part(self, pool: FramePool, positions: list[int]) -> torch.Tensor:
         """[K*P', d]: the projected ViT patch tokens of the frames, in the given (temporal) order."""
         proj = self.mllm.vision_proj
         w = proj[0].weight
-        feats = pool.patches[positions].to(device=w.device, dtype=w.dtype)
+        feats = self.patches(pool, positions).to(device=w.device, dtype=w.dtype)
         return self._pool_tokens(proj(feats)).flatten(0, 1)  # exactly mllm.vit_tokens on those frames
 
     def vae_part(self, pool: FramePool, positions: list[int]) -> torch.Tensor:

@@ -1,10 +1,14 @@
 """The frame pool of Pyramid Reflection (Algorithm 1, line 1; Sec. 3.2): N frames uniformly sampled, encoded ONCE by
-the UniVid ViT (SigLIP/SigLIP2 image tower), L2-normalised, cached on disk.
+the retrieval image tower, L2-normalised, cached on disk.
 
-One ViT pass over the pool yields both what retrieval needs (the pooled SigLIP image embedding v_i, Eq. 6) and what
-the Actor needs (the patch tokens of each frame), so no later round and no other question about the same video runs
-the vision encoder again: every round is an index update. The cache key is the video's content hash + the encoder
-id (a digest of the ViT's tensors) + N + the sampling rule.
+Retrieval compares embeddings of one space (Eq. 6, "SigLIP2 cosine similarity"): by default the frozen SigLIP2 pair,
+i.e. the image tower as the public checkpoint has it (before stage II/III fine-tune its last blocks) against the same
+checkpoint's text tower; `understanding.retriever.space: univid_vit` ranks with the fine-tuned UniVid ViT instead,
+as a named option. The disk cache keeps only what retrieval reads, the pooled embedding v_i of each pool frame
+([N, D] float32: 64 x 1152 x 4 B = 295 KB per video at paper scale, where the patch tokens would be ~215 MB). The
+Actor's patch tokens come from the UniVid ViT for the frames it actually reads, memoised in the process
+(univid.reflection.actor). The cache key is the video's content hash + the encoder id (a digest of the tower's
+tensors) + N + the sampling rule.
 
 For understanding.encoders vae / vit+vae (paper Table 9) the Actor also reads VAE latents of the pool frames: encoded
 once per (pool, VAE tensor digest) and cached beside the pool (`load_vae_latents`). Retrieval never uses them.
@@ -47,7 +51,7 @@ def module_digest(module: torch.nn.Module) -> str:
 
 
 class VisionEncoder:
-    """The UniVid ViT (SiglipVisionModel) as the pool encoder. Counts forward passes and frames encoded."""
+    """A SiglipVisionModel (the retrieval tower, or the UniVid ViT for the Actor). Counts passes and frames."""
 
     def __init__(self, vit: torch.nn.Module, batch_size: int = 64):
         self.vit = vit
@@ -123,11 +127,18 @@ class FramePool:
     indices: list[int]          # video frame index of each pool position, increasing
     fps: float
     num_frames_total: int
-    embeds: torch.Tensor        # [N, D] L2-normalised pooled ViT embeddings
-    patches: torch.Tensor       # [N, P, Dv] ViT patch tokens (the Actor's input, before the vision projector)
+    embeds: torch.Tensor        # [N, D] L2-normalised pooled embeddings of the retrieval tower
     cache_hit: bool
-    encoder_passes: int         # ViT forward calls made to build this pool (0 on a cache hit)
-    frames_encoded: int         # frames through the ViT for this pool (0 on a cache hit)
+    encoder_passes: int         # retrieval-tower forward calls made to build this pool (0 on a cache hit)
+    frames_encoded: int         # frames through the retrieval tower for this pool (0 on a cache hit)
+    images: list | None = None  # an image pool's frames (uint8 [H, W, 3] each, sizes may differ); None: read the video
+
+    def frames(self, positions: list[int]) -> list[np.ndarray]:
+        """The pool frames at these positions (uint8 [H, W, 3] each), for the Actor's encoder."""
+        if self.images is not None:
+            return [self.images[p] for p in positions]
+        clip = read_video(self.video, [self.indices[p] for p in positions])
+        return list(clip.frames)
 
     def timestamps(self, positions: list[int]) -> list[float]:
         return [round(self.indices[p] / self.fps, 4) if self.fps > 0 else 0.0 for p in positions]
@@ -152,16 +163,16 @@ def load_pool(video: str | os.PathLike, encoder: VisionEncoder, n: int, cache_di
         t = load_file(str(target / "pool.safetensors"))
         meta = json.loads((target / "meta.json").read_text())
         return FramePool(str(video), key, meta["indices"], meta["fps"], meta["num_frames_total"], t["embeds"],
-                         t["patches"], True, 0, 0)
+                         True, 0, 0)
     passes0, frames0 = encoder.passes, encoder.frames_encoded
     clip = read_video(video, uniform_indices(info["num_frames"], n))
-    embeds, patches = encoder.encode(clip.frames)
+    embeds, _ = encoder.encode(clip.frames)
     meta = {"indices": clip.indices, "fps": clip.fps, "num_frames_total": clip.num_frames_total, "n": n,
             "encoder": encoder.encoder_id, "rule": SAMPLING_RULE, "video": str(video)}
     with atomic_dir(target) as tmp:
-        save_file({"embeds": embeds.contiguous(), "patches": patches.contiguous()}, str(tmp / "pool.safetensors"))
+        save_file({"embeds": embeds.contiguous()}, str(tmp / "pool.safetensors"))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    return FramePool(str(video), key, clip.indices, clip.fps, clip.num_frames_total, embeds, patches, False,
+    return FramePool(str(video), key, clip.indices, clip.fps, clip.num_frames_total, embeds, False,
                      encoder.passes - passes0, encoder.frames_encoded - frames0)
 
 

@@ -110,7 +110,9 @@ class PyramidReflection:
         return {"llm_calls": sum(l.calls for l in seen.values()), "llm_cache_hits": sum(l.hits for l in seen.values()),
                 "actor_calls": self.actor.calls, "actor_cache_hits": self.actor.hits,
                 "actor_vit_tokens": tokens["vit"], "actor_vae_tokens": tokens["vae"],
-                "text_encoder_passes": self.text_passes}
+                "text_encoder_passes": self.text_passes,
+                "actor_vit_passes": getattr(self.actor.vit_encoder, "passes", 0),
+                "actor_frames_encoded": getattr(self.actor.vit_encoder, "frames_encoded", 0)}
 
     def ask(self, video, question: str) -> dict:
         """Answer one question about one video; returns the trace (answer, route, rounds, counts)."""
@@ -126,8 +128,10 @@ class PyramidReflection:
             answer = self._reflect_loop(pool, question, trace)
         trace["answer"] = answer
         after = self.counters()
-        trace["counts"] = {"vision_encoder_passes": pool.encoder_passes, "frames_encoded": pool.frames_encoded,
-                           "rounds": len(trace["rounds"]),
+        actor_vit = {k: after.pop(k) - before.pop(k) for k in ("actor_vit_passes", "actor_frames_encoded")}
+        trace["counts"] = {"vision_encoder_passes": pool.encoder_passes + actor_vit["actor_vit_passes"],
+                           "frames_encoded": pool.frames_encoded + actor_vit["actor_frames_encoded"],
+                           "retrieval_encoder_passes": pool.encoder_passes, "rounds": len(trace["rounds"]),
                            **{k: after[k] - before[k] for k in after}}
         trace["wall_s"] = round(time.perf_counter() - t0, 3)
         return trace

@@ -47,15 +47,14 @@ def image_pool(images: list, raw: list[bytes], encoder, cache_dir: str | None) -
     idx = list(range(len(raw)))
     if (target / "pool.safetensors").is_file():
         t = load_file(str(target / "pool.safetensors"))
-        return FramePool(f"images:{key}", key, idx, 0.0, len(idx), t["embeds"], t["patches"], True, 0, 0)
+        return FramePool(f"images:{key}", key, idx, 0.0, len(idx), t["embeds"], True, 0, 0, images=list(images))
     passes0, frames0 = encoder.passes, encoder.frames_encoded
-    parts = [encoder.encode(im[None]) for im in images]  # one at a time: images differ in size
-    embeds, patches = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    embeds = torch.cat([encoder.encode(im[None])[0] for im in images])  # one at a time: images differ in size
     with atomic_dir(target) as tmp:
-        save_file({"embeds": embeds.contiguous(), "patches": patches.contiguous()}, str(tmp / "pool.safetensors"))
+        save_file({"embeds": embeds.contiguous()}, str(tmp / "pool.safetensors"))
         (tmp / "meta.json").write_text(json.dumps({"images": len(raw), "encoder": encoder.encoder_id}))
-    return FramePool(f"images:{key}", key, idx, 0.0, len(idx), embeds, patches, False,
-                     encoder.passes - passes0, encoder.frames_encoded - frames0)
+    return FramePool(f"images:{key}", key, idx, 0.0, len(idx), embeds, False,
+                     encoder.passes - passes0, encoder.frames_encoded - frames0, images=list(images))
 
 
 def image_vae_latents(pool: FramePool, images: list, vae_encoder, cache_dir: str | None) -> None:
