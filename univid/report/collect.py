@@ -3,11 +3,14 @@
 Each variant's row is read from the job its table's benchmark names (univid.config.jobs.BENCHMARK_JOBS): VBench-Long
 scores from `evaluate`, Video-QA accuracy/score with bootstrap CIs from `videoqa`, the Table 10 suites from `suite`.
 The rows the paper prints (peers and its own UniVid rows) come from reports/published/<table>.csv, marked published.
+A cell whose every item failed to be judged or scored (all verdicts of a Video-QA benchmark, every video of a VBench
+dimension) is n/a: None in `scores`, the count of failed items in the row's `na`.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -53,38 +56,58 @@ def _id_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def all_failed(failed, n) -> bool:
+    """Every one of a cell's n items failed to be judged or scored: the cell has no number (n/a), not the 0 its
+    failures count as. A cell where only some failed keeps its number."""
+    return bool(n) and failed is not None and failed >= n
+
+
 def vbench_row(scores: dict) -> dict:
     agg = scores["aggregate"]
     row = {"total": agg["total"], "quality": agg["quality"], "semantic": agg["semantic"]}
     row.update({d: 100.0 * scores["dimensions"][d] for d in DIMENSIONS})
-    return {"scores": row, "ci": {}, "backends": dict(scores["backends"])}
+    # A dimension that left out every video (color: the object never appeared) is pooled as 0 by the harness,
+    # where VBench would divide by zero: n/a here. Total/Quality/Semantic keep that 0 (a partial failure).
+    videos = Counter(r["dimension"] for r in scores.get("per_video") or [])
+    na = {}
+    for d, k in (scores.get("unscored") or {}).items():
+        if d in videos and all_failed(k, videos[d]):
+            row[d], na[d] = None, k
+    return {"scores": row, "ci": {}, "backends": dict(scores["backends"]), "na": na}
 
 
 def videoqa_row(scores: dict) -> dict:
-    row, ci = {}, {}
+    row, ci, na = {}, {}, {}
     for dataset, s in scores["benchmarks"].items():
+        if all_failed(s.get("failures"), s.get("n")):  # every verdict failed: ("no", 0) each, not a measured 0
+            for metric in ("accuracy", "score"):
+                row[f"{dataset}.{metric}"], na[f"{dataset}.{metric}"] = None, s["failures"]
+            continue
         for metric in ("accuracy", "score"):
             row[f"{dataset}.{metric}"] = float(s[metric])
             if s.get("ci", {}).get(metric) is not None:
                 ci[f"{dataset}.{metric}"] = [float(x) for x in s["ci"][metric]]
     ids = {k: _id_text(scores[k]) for k in ("judge", "actor") if k in scores}
     ids.update({f"role.{r}": _id_text(v) for r, v in (scores.get("roles") or {}).items()})
-    return {"scores": row, "ci": ci, "backends": ids,
+    return {"scores": row, "ci": ci, "backends": ids, "na": na,
             "failures": {d: s.get("failures", 0) for d, s in scores["benchmarks"].items()},
             "n": {d: s.get("n") for d, s in scores["benchmarks"].items()}}
 
 
 def suites_row(scores: dict) -> dict:
-    row, ids = {}, {}
+    row, ids, na = {}, {}, {}
     bench = scores["benchmarks"]
     for metric, (name, field) in SUITE_METRICS.items():
-        if name in bench and bench[name].get(field) is not None:
+        if name in bench and all_failed(bench[name].get("judge_failures"), bench[name].get("n")):
+            row[metric], na[metric] = None, bench[name]["judge_failures"]  # MMBench-Video: every judge call failed
+        elif name in bench and bench[name].get(field) is not None:
             row[metric] = float(bench[name][field])
     for name, s in bench.items():
         for key in ("scorer", "extraction", "judge"):
             if key in s:
                 ids[f"{name}.{key}"] = _id_text(s[key])
-    return {"scores": row, "ci": {}, "backends": ids, "n": {name: s.get("n") for name, s in bench.items()}}
+    return {"scores": row, "ci": {}, "backends": ids, "na": na,
+            "n": {name: s.get("n") for name, s in bench.items()}}
 
 
 READERS = {"vbench_long": vbench_row, "videoqa": videoqa_row, "suites": suites_row}
@@ -143,7 +166,8 @@ def collect(table: str, ablation_path: str | Path, variants: list[tuple[str, Pat
     frame = pd.DataFrame([{"variant": r["variant"], "label": r["label"], "scale": r["scale"],
                            "config_hash": r["config_hash"], **r["scores"],
                            **{f"{m}.ci_lo": ci[0] for m, ci in r["ci"].items()},
-                           **{f"{m}.ci_hi": ci[1] for m, ci in r["ci"].items()}} for r in rows])
+                           **{f"{m}.ci_hi": ci[1] for m, ci in r["ci"].items()},
+                           **{f"{m}.failed": k for m, k in r["na"].items()}} for r in rows])
     with atomic_path(out.with_suffix(".csv")) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4f")
     return result

@@ -4,7 +4,8 @@ Layouts mirror the paper: VBench-Long tables (1, 3-6) as an overall/technical/ae
 Video-QA tables (2, 7-9) as four benchmarks x (Acc, Score), Table 10 as six benchmark columns with group rows.
 Published rows (reports/published/<table>.csv) and measured rows are separate sections, each with its own best in
 bold (Table 10: second best underlined, as the paper does); a measured row that has a published counterpart gets a
-"Delta vs. paper" line (measured minus published), and Video-QA cells carry their 95% bootstrap CI.
+"Delta vs. paper" line (measured minus published), and Video-QA cells carry their 95% bootstrap CI. A cell whose
+every item failed is "n/a (k failed)", never a number.
 """
 
 from __future__ import annotations
@@ -69,10 +70,10 @@ def ranks(rows: list[dict], columns: list[str], decimals: dict[str, int]) -> dic
     return out
 
 
-def cell(value, column: str, decimals: dict[str, int], rank=(None, None), ci=None) -> str:
+def cell(value, column: str, decimals: dict[str, int], rank=(None, None), ci=None, failed: int | None = None) -> str:
     v = _num(value)
     if v is None:
-        return "--"
+        return f"n/a ({failed} failed)" if failed else "--"
     text = f"{v:.{decimals[column]}f}"
     if rank[0] is not None and round(v, decimals[column]) == rank[0]:
         text = rf"\textbf{{{text}}}"
@@ -98,8 +99,8 @@ def section(rows: list[dict], columns: list[str], decimals: dict[str, int], unde
     out = []
     for r in rows:
         out.append({"label": r["label"], "kind": r.get("_kind", "measured"), "extra": r.get("llm_size", ""),
-                    "cells": [cell(r["scores"].get(c), c, decimals, rk[c], (r.get("ci") or {}).get(c))
-                              for c in columns]})
+                    "cells": [cell(r["scores"].get(c), c, decimals, rk[c], (r.get("ci") or {}).get(c),
+                                   (r.get("na") or {}).get(c)) for c in columns]})
         pub = (published or {}).get(r.get("published_label") or "")
         if pub is not None:
             out.append({"label": r"\quad $\Delta$ vs.\ paper", "kind": "delta", "extra": "",
@@ -156,6 +157,7 @@ def context(results: dict) -> dict:
         # Video-ChatGPT protocol: an unparseable judge reply counts as ("no", 0); the caption says how often
         "judge_failures": sum(sum((r.get("failures") or {}).values()) for r in results["rows"]),
         "judged": sum(sum(v or 0 for v in (r.get("n") or {}).values()) for r in results["rows"]),
+        "na_cells": sum(len(r.get("na") or {}) for r in results["rows"]),
     }
 
 
