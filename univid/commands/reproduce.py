@@ -25,8 +25,14 @@ def cmd_regress(args) -> None:
         print(f"baseline rewritten on request: {args.baseline} ({len(frame)} metrics)")
     print(f"regress: {len(frame) - len(bad)} of {len(frame)} metrics within tolerance")
     if not ok:
-        names = ", ".join(f"{r.table}/{r.variant}/{r.metric}" for r in bad.itertuples())
-        print(f"regress: outside tolerance: {names}", file=sys.stderr)
+        became_na = bad["note"] == "became n/a"
+        if became_na.any():
+            names = ", ".join(f"{r.table}/{r.variant}/{r.metric} ({int(r.failed)} failed)"
+                              for r in bad[became_na].itertuples())
+            print(f"regress: became n/a (every item failed): {names}", file=sys.stderr)
+        if (~became_na).any():
+            names = ", ".join(f"{r.table}/{r.variant}/{r.metric}" for r in bad[~became_na].itertuples())
+            print(f"regress: outside tolerance: {names}", file=sys.stderr)
         raise SystemExit(1)
 
 
