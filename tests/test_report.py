@@ -156,6 +156,29 @@ def test_a_vbench_dimension_whose_every_video_went_unscored_is_na(tmp_path):
     assert "count an n/a dimension as 0" in tex
 
 
+def test_a_published_row_whose_printed_total_its_dimensions_do_not_give_is_marked(tmp_path):
+    univid = (ROOT / "reports" / "published" / "table3.csv").read_text().splitlines()[-1]  # UniVid (Full): agrees
+    assert univid.startswith("UniVid (Full),85.27,")
+    published = tmp_path / "published"
+    published.mkdir()
+    header = (ROOT / "reports" / "published" / "table3.csv").read_text().splitlines()[0]
+    # Peer: the UniVid row's dimensions under a Total of 85.30, where they give 85.269 (0.031 > 0.0136 of rounding).
+    (published / "table3.csv").write_text("\n".join([header, univid, univid.replace("UniVid (Full),85.27,",
+                                                                                 "Peer,85.30,")]) + "\n")
+    scores = {"aggregate": {"total": 50.0, "quality": 60.0, "semantic": 10.0},
+              "dimensions": {d: 0.5 for d in DIMENSIONS}, "backends": {d: "stand-in" for d in DIMENSIONS}}
+    out = tmp_path / "t3" / "results.json"
+    res = collect("table3", ROOT / "ablations" / "components.yaml", [("full", _chain(tmp_path, "evaluate", scores))],
+                  out, published_dir=published)
+    assert [r["audit"]["flagged"] for r in res["published"]["rows"]] == [False, True]
+    tex = render_table(out, tmp_path / "table3.tex")
+    assert len([line for line in tex.splitlines() if line.startswith("Peer$^\\dagger$ & ")]) == 1  # overall block
+    assert len([line for line in tex.splitlines() if line.startswith("Peer & ")]) == 1  # semantic block: no totals
+    assert not [line for line in tex.splitlines() if line.startswith("UniVid (Full)$")]
+    assert "(beyond rounding; \\texttt{univid audit}): Peer: printed Total 85.30; recomputed from its dimensions " \
+           "85.27." in tex
+
+
 def test_mmbench_video_whose_every_judge_call_failed_is_na():
     row = suites_row({"benchmarks": {"mmbench_video": {"score": 0.0, "n": 5, "judge_failures": 5},
                                      "mlvu": {"accuracy": 0.0, "n": 5}}})

@@ -2,7 +2,8 @@
 
 Each variant's row is read from the job its table's benchmark names (univid.config.jobs.BENCHMARK_JOBS): VBench-Long
 scores from `evaluate`, Video-QA accuracy/score with bootstrap CIs from `videoqa`, the Table 10 suites from `suite`.
-The rows the paper prints (peers and its own UniVid rows) come from reports/published/<table>.csv, marked published.
+The rows the paper prints (peers and its own UniVid rows) come from reports/published/<table>.csv, marked published;
+a VBench row carries its audit (univid.report.audit: printed totals against its own printed dimensions).
 A cell whose every item failed to be judged or scored (all verdicts of a Video-QA benchmark, every video of a VBench
 dimension) is n/a: None in `scores`, the count of failed items in the row's `na`.
 """
@@ -21,6 +22,7 @@ from univid.config.load import deep_merge
 from univid.eval.vbench.constants import DIMENSIONS
 from univid.io import atomic_path, read_json, write_json
 from univid.provenance import provenance
+from univid.report.audit import audit_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED_DIR = REPO_ROOT / "reports" / "published"
@@ -133,6 +135,9 @@ def collect(table: str, ablation_path: str | Path, variants: list[tuple[str, Pat
     ablation = load_ablation(ablation_path)
     spec = {v["name"]: v for v in ablation["variants"]}
     published = load_published(table, published_dir)
+    if published:  # VBench rows: printed totals against their own printed dimensions (univid audit)
+        audits = {a["label"]: a for a in audit_table(Path(published_dir) / f"{table}.csv")}
+        published = [{**p, "audit": audits[p["label"]]} if p["label"] in audits else p for p in published]
     published_labels = {p["label"] for p in published}
     rows, kinds = [], set()
     for name, target_dir in variants:
