@@ -7,7 +7,7 @@ import pytest
 
 from univid.cli import main
 from univid.eval.vbench.constants import DIMENSIONS
-from univid.report.audit import audit_published, audit_row, audit_table, report_lines, tolerance
+from univid.report.audit import audit_published, audit_table, report_lines, tolerance
 from univid.report.collect import PUBLISHED_DIR
 
 # Paper Table 1/3, UniVid row: Total 85.27, Quality 86.44, Semantic 80.58, which the formula reproduces

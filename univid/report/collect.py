@@ -5,7 +5,7 @@ scores from `evaluate`, Video-QA accuracy/score with bootstrap CIs from `videoqa
 The rows the paper prints (peers and its own UniVid rows) come from reports/published/<table>.csv, marked published;
 a VBench row carries its audit (univid.report.audit: printed totals against its own printed dimensions).
 A cell whose every item failed to be judged or scored (all verdicts of a Video-QA benchmark, every video of a VBench
-dimension) is n/a: None in `scores`, the count of failed items in the row's `na`.
+dimension, every MMBench-Video judge call) is n/a: None in `scores`, the count of failed items in the row's `na`.
 """
 
 from __future__ import annotations
