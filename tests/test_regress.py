@@ -61,3 +61,32 @@ def test_a_metric_with_a_ci_gets_at_least_its_half_width_as_tolerance():
     assert base["tables"]["table4"]["rows"]["cosine"]["color"]["tolerance"] == 0.5
     assert compare(_results(total=79.0), base)["ok"].all()
     assert not compare(_results(total=81.0), base)["ok"].all()
+
+
+def _became_na(results, metric="color", failed=12):
+    row = results["rows"][0]
+    row["scores"][metric] = None  # every item of the cell failed (collect: None, with the count in `na`)
+    row["na"] = {metric: failed}
+    return results
+
+
+def test_a_baseline_number_that_became_na_is_a_regression_naming_it(tmp_path):
+    base = baseline_from_results([_results(color=0.0)])  # a baseline from when failures were written as 0.0
+    frame = compare(_became_na(_results()), base)
+    bad = frame[~frame["ok"]]
+    assert list(zip(bad["variant"], bad["metric"], bad["note"], bad["failed"])) == [("cosine", "color", "became n/a", 12)]
+    results, baseline = tmp_path / "results.json", tmp_path / "baseline.json"
+    results.write_text(json.dumps(_became_na(_results())))
+    baseline.write_text(json.dumps(base))
+    proc = subprocess.run([sys.executable, "-m", "univid.cli", "regress", "--results", str(results), "--baseline",
+                           str(baseline)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["regress: became n/a (every item failed): table4/cosine/color (12 failed)"]
+
+
+def test_an_na_cell_is_recorded_as_such_and_may_stay_na():
+    base = baseline_from_results([_became_na(_results())])
+    assert base["tables"]["table4"]["rows"]["cosine"]["color"] == {"value": None, "na": 12}
+    assert compare(_became_na(_results(), failed=10), base)["ok"].all()
+    frame = compare(_results(color=0.0), base)  # a number where the baseline has none: accepted only by --update
+    assert list(frame[~frame["ok"]]["note"]) == ["n/a in the baseline"]

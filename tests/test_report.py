@@ -9,8 +9,9 @@ import pytest
 
 from univid.config import job_configs, load_ablation, resolve
 from univid.eval.vbench.constants import DIMENSIONS
-from univid.report.collect import collect, load_published
+from univid.report.collect import collect, load_published, suites_row
 from univid.report.render import render_table
+from univid.track.mlflow_log import _child_tags, row_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT.parent / "shared" / "paper" / "univid-paper.txt"
@@ -100,6 +101,90 @@ def test_vbench_table_has_two_blocks_and_bold_best_per_section(tmp_path):
     assert rows[0].startswith("UniVid (Full) & \\textbf{85.27}")  # the paper's best, bold within published rows
     assert rows[1].split("&")[1].strip() == "50.00"  # a single measured row has no "best"
     assert len([line for line in tex.splitlines() if "vs.\\ paper" in line]) == 2
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.rstrip().removesuffix("\\\\").split("&")[1:]]
+
+
+def test_a_videoqa_cell_whose_every_verdict_failed_is_na_not_zero(tmp_path):
+    scores = _qa_scores(50.0)
+    # MSVD-QA: all 4 verdicts failed, which the judge protocol counts as ("no", 0) each: 0.0 was never measured.
+    scores["benchmarks"]["msvd_qa"].update(accuracy=0.0, score=0.0, failures=4,
+                                           ci={"accuracy": [0.0, 0.0], "score": [0.0, 0.0]})
+    target = _chain(tmp_path, "videoqa", scores)
+    out = tmp_path / "t7" / "results.json"
+    res = collect("table7", ROOT / "ablations" / "und_components.yaml", [("full", target)], out)
+    row = res["rows"][0]
+    assert row["scores"]["msvd_qa.accuracy"] is None and row["scores"]["msvd_qa.score"] is None
+    assert row["na"] == {"msvd_qa.accuracy": 4, "msvd_qa.score": 4} and "msvd_qa.accuracy" not in row["ci"]
+    assert row["scores"]["msrvtt_qa.accuracy"] == 50.0  # 1 of 4 failed: a partial failure keeps its number
+    tex = render_table(out, tmp_path / "table7.tex")
+    measured = next(line for line in tex.splitlines() if line.startswith("UniVid (Full) &") and "failed" in line)
+    cells = _cells(measured)
+    assert cells[:2] == ["n/a (4 failed)", "n/a (4 failed)"] and cells[2] == "50.0{\\tiny[40.0, 60.0]}"
+    delta = next(line for line in tex.splitlines() if "vs.\\ paper" in line)
+    assert _cells(delta)[:3] == ["--", "--", "-11.4"]  # no delta for a cell with no number; 50.0 - 61.4
+    assert "n/a ($k$ failed): every one of the cell's $k$ items failed" in tex
+    # MLflow: no metric (nor CI bound) for the n/a cells; a tag says why they are absent.
+    metrics = row_metrics(row)
+    assert not [m for m in metrics if m.startswith("msvd_qa.")] and metrics["msrvtt_qa.accuracy"] == 50.0
+    assert json.loads(_child_tags(res, row, "key", "parent")["univid.na"]) == \
+        {"msvd_qa.accuracy": "4 failed", "msvd_qa.score": "4 failed"}
+
+
+def test_a_vbench_dimension_whose_every_video_went_unscored_is_na(tmp_path):
+    # color: no video showed its object (3 of 3 unscored), pooled as 0 by the harness; scene: 1 of 3 unscored.
+    unscored = {"color": 3, "scene": 1}
+    per_video = [{"video": f"v{i}.mp4", "dimension": d, "score": None if i < unscored.get(d, 0) else 0.5}
+                 for d in DIMENSIONS for i in range(3)]
+    scores = {"aggregate": {"total": 50.0, "quality": 60.0, "semantic": 10.0},
+              "dimensions": {d: 0.5 for d in DIMENSIONS} | {"color": 0.0},
+              "backends": {d: "stand-in" for d in DIMENSIONS}, "per_video": per_video,
+              "unscored": {d: unscored.get(d, 0) for d in DIMENSIONS}}
+    target = _chain(tmp_path, "evaluate", scores)
+    out = tmp_path / "t3" / "results.json"
+    row = collect("table3", ROOT / "ablations" / "components.yaml", [("full", target)], out)["rows"][0]
+    assert row["scores"]["color"] is None and row["na"] == {"color": 3}
+    assert row["scores"]["scene"] == 50.0 and row["scores"]["total"] == 50.0
+    assert "color" not in row_metrics(row)
+    tex = render_table(out, tmp_path / "table3.tex")
+    overall, semantic = [_cells(line) for line in tex.splitlines()
+                         if line.startswith("UniVid (Full) &") and "85.27" not in line and "94.52" not in line]
+    assert overall[0] == "50.00" and "n/a" not in " ".join(overall)
+    assert semantic[3] == "n/a (3 failed)" and semantic[5] == "50.00"  # color; scene keeps its number
+    assert "count an n/a dimension as 0" in tex
+
+
+def test_a_published_row_whose_printed_total_its_dimensions_do_not_give_is_marked(tmp_path):
+    univid = (ROOT / "reports" / "published" / "table3.csv").read_text().splitlines()[-1]  # UniVid (Full): agrees
+    assert univid.startswith("UniVid (Full),85.27,")
+    published = tmp_path / "published"
+    published.mkdir()
+    header = (ROOT / "reports" / "published" / "table3.csv").read_text().splitlines()[0]
+    # Peer: the UniVid row's dimensions under a Total of 85.30, where they give 85.269 (0.031 > 0.0136 of rounding).
+    (published / "table3.csv").write_text("\n".join([header, univid, univid.replace("UniVid (Full),85.27,",
+                                                                                 "Peer,85.30,")]) + "\n")
+    scores = {"aggregate": {"total": 50.0, "quality": 60.0, "semantic": 10.0},
+              "dimensions": {d: 0.5 for d in DIMENSIONS}, "backends": {d: "stand-in" for d in DIMENSIONS}}
+    out = tmp_path / "t3" / "results.json"
+    res = collect("table3", ROOT / "ablations" / "components.yaml", [("full", _chain(tmp_path, "evaluate", scores))],
+                  out, published_dir=published)
+    assert [r["audit"]["flagged"] for r in res["published"]["rows"]] == [False, True]
+    tex = render_table(out, tmp_path / "table3.tex")
+    assert len([line for line in tex.splitlines() if line.startswith("Peer$^\\dagger$ & ")]) == 1  # overall block
+    assert len([line for line in tex.splitlines() if line.startswith("Peer & ")]) == 1  # semantic block: no totals
+    assert not [line for line in tex.splitlines() if line.startswith("UniVid (Full)$")]
+    assert "(beyond rounding; \\texttt{univid audit}): Peer: printed Total 85.30; recomputed from its dimensions " \
+           "85.27." in tex
+
+
+def test_mmbench_video_whose_every_judge_call_failed_is_na():
+    row = suites_row({"benchmarks": {"mmbench_video": {"score": 0.0, "n": 5, "judge_failures": 5},
+                                     "mlvu": {"accuracy": 0.0, "n": 5}}})
+    assert row["scores"] == {"mmbench_video": None, "mlvu": 0.0} and row["na"] == {"mmbench_video": 5}
+    partial = suites_row({"benchmarks": {"mmbench_video": {"score": 0.4, "n": 5, "judge_failures": 4}}})
+    assert partial["scores"] == {"mmbench_video": 0.4} and partial["na"] == {}
 
 
 def test_suites_table_groups_and_second_best(tmp_path):

@@ -86,3 +86,16 @@ def test_unknown_dimension():
 def test_out_of_range(bad):
     with pytest.raises(ValueError, match="subject_consistency score"):
         aggregate(_at_min() | {"subject_consistency": bad})
+
+
+@pytest.mark.parametrize("body", [b"total,quality\n85.27,86.44\n", b"\xff\xfe\x00garbage"])
+def test_cli_names_the_file_that_is_not_json(tmp_path, capsys, body):
+    from univid.cli import main
+
+    path = tmp_path / "scores.csv"
+    path.write_bytes(body)
+    with pytest.raises(SystemExit) as exc:
+        main(["vbench-aggregate", str(path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert str(path) in err and "expected JSON" in err

@@ -68,4 +68,10 @@ def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found (expected a JSON file written by an earlier step)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not text (expected JSON)") from None
+    except json.JSONDecodeError as e:  # its message alone ("Expecting value: line 1 column 1") names no file
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}; expected JSON)") \
+            from None

@@ -2,12 +2,16 @@
 
 Each variant's row is read from the job its table's benchmark names (univid.config.jobs.BENCHMARK_JOBS): VBench-Long
 scores from `evaluate`, Video-QA accuracy/score with bootstrap CIs from `videoqa`, the Table 10 suites from `suite`.
-The rows the paper prints (peers and its own UniVid rows) come from reports/published/<table>.csv, marked published.
+The rows the paper prints (peers and its own UniVid rows) come from reports/published/<table>.csv, marked published;
+a VBench row carries its audit (univid.report.audit: printed totals against its own printed dimensions).
+A cell whose every item failed to be judged or scored (all verdicts of a Video-QA benchmark, every video of a VBench
+dimension, every MMBench-Video judge call) is n/a: None in `scores`, the count of failed items in the row's `na`.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +22,7 @@ from univid.config.load import deep_merge
 from univid.eval.vbench.constants import DIMENSIONS
 from univid.io import atomic_path, read_json, write_json
 from univid.provenance import provenance
+from univid.report.audit import audit_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED_DIR = REPO_ROOT / "reports" / "published"
@@ -53,38 +58,58 @@ def _id_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def all_failed(failed, n) -> bool:
+    """Every one of a cell's n items failed to be judged or scored: the cell has no number (n/a), not the 0 its
+    failures count as. A cell where only some failed keeps its number."""
+    return bool(n) and failed is not None and failed >= n
+
+
 def vbench_row(scores: dict) -> dict:
     agg = scores["aggregate"]
     row = {"total": agg["total"], "quality": agg["quality"], "semantic": agg["semantic"]}
     row.update({d: 100.0 * scores["dimensions"][d] for d in DIMENSIONS})
-    return {"scores": row, "ci": {}, "backends": dict(scores["backends"])}
+    # A dimension that left out every video (color: the object never appeared) is pooled as 0 by the harness,
+    # where VBench would divide by zero: n/a here. Total/Quality/Semantic keep that 0 (a partial failure).
+    videos = Counter(r["dimension"] for r in scores.get("per_video") or [])
+    na = {}
+    for d, k in (scores.get("unscored") or {}).items():
+        if d in videos and all_failed(k, videos[d]):
+            row[d], na[d] = None, k
+    return {"scores": row, "ci": {}, "backends": dict(scores["backends"]), "na": na}
 
 
 def videoqa_row(scores: dict) -> dict:
-    row, ci = {}, {}
+    row, ci, na = {}, {}, {}
     for dataset, s in scores["benchmarks"].items():
+        if all_failed(s.get("failures"), s.get("n")):  # every verdict failed: ("no", 0) each, not a measured 0
+            for metric in ("accuracy", "score"):
+                row[f"{dataset}.{metric}"], na[f"{dataset}.{metric}"] = None, s["failures"]
+            continue
         for metric in ("accuracy", "score"):
             row[f"{dataset}.{metric}"] = float(s[metric])
             if s.get("ci", {}).get(metric) is not None:
                 ci[f"{dataset}.{metric}"] = [float(x) for x in s["ci"][metric]]
     ids = {k: _id_text(scores[k]) for k in ("judge", "actor") if k in scores}
     ids.update({f"role.{r}": _id_text(v) for r, v in (scores.get("roles") or {}).items()})
-    return {"scores": row, "ci": ci, "backends": ids,
+    return {"scores": row, "ci": ci, "backends": ids, "na": na,
             "failures": {d: s.get("failures", 0) for d, s in scores["benchmarks"].items()},
             "n": {d: s.get("n") for d, s in scores["benchmarks"].items()}}
 
 
 def suites_row(scores: dict) -> dict:
-    row, ids = {}, {}
+    row, ids, na = {}, {}, {}
     bench = scores["benchmarks"]
     for metric, (name, field) in SUITE_METRICS.items():
-        if name in bench and bench[name].get(field) is not None:
+        if name in bench and all_failed(bench[name].get("judge_failures"), bench[name].get("n")):
+            row[metric], na[metric] = None, bench[name]["judge_failures"]  # MMBench-Video: every judge call failed
+        elif name in bench and bench[name].get(field) is not None:
             row[metric] = float(bench[name][field])
     for name, s in bench.items():
         for key in ("scorer", "extraction", "judge"):
             if key in s:
                 ids[f"{name}.{key}"] = _id_text(s[key])
-    return {"scores": row, "ci": {}, "backends": ids, "n": {name: s.get("n") for name, s in bench.items()}}
+    return {"scores": row, "ci": {}, "backends": ids, "na": na,
+            "n": {name: s.get("n") for name, s in bench.items()}}
 
 
 READERS = {"vbench_long": vbench_row, "videoqa": videoqa_row, "suites": suites_row}
@@ -110,6 +135,9 @@ def collect(table: str, ablation_path: str | Path, variants: list[tuple[str, Pat
     ablation = load_ablation(ablation_path)
     spec = {v["name"]: v for v in ablation["variants"]}
     published = load_published(table, published_dir)
+    if published:  # VBench rows: printed totals against their own printed dimensions (univid audit)
+        audits = {a["label"]: a for a in audit_table(Path(published_dir) / f"{table}.csv")}
+        published = [{**p, "audit": audits[p["label"]]} if p["label"] in audits else p for p in published]
     published_labels = {p["label"] for p in published}
     rows, kinds = [], set()
     for name, target_dir in variants:
@@ -143,7 +171,8 @@ def collect(table: str, ablation_path: str | Path, variants: list[tuple[str, Pat
     frame = pd.DataFrame([{"variant": r["variant"], "label": r["label"], "scale": r["scale"],
                            "config_hash": r["config_hash"], **r["scores"],
                            **{f"{m}.ci_lo": ci[0] for m, ci in r["ci"].items()},
-                           **{f"{m}.ci_hi": ci[1] for m, ci in r["ci"].items()}} for r in rows])
+                           **{f"{m}.ci_hi": ci[1] for m, ci in r["ci"].items()},
+                           **{f"{m}.failed": k for m, k in r["na"].items()}} for r in rows])
     with atomic_path(out.with_suffix(".csv")) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4f")
     return result

@@ -4,7 +4,9 @@ Layouts mirror the paper: VBench-Long tables (1, 3-6) as an overall/technical/ae
 Video-QA tables (2, 7-9) as four benchmarks x (Acc, Score), Table 10 as six benchmark columns with group rows.
 Published rows (reports/published/<table>.csv) and measured rows are separate sections, each with its own best in
 bold (Table 10: second best underlined, as the paper does); a measured row that has a published counterpart gets a
-"Delta vs. paper" line (measured minus published), and Video-QA cells carry their 95% bootstrap CI.
+"Delta vs. paper" line (measured minus published), and Video-QA cells carry their 95% bootstrap CI. A cell whose
+every item failed is "n/a (k failed)", never a number. A published VBench row whose printed Total/Quality/Semantic
+the official formula does not reproduce from its own printed dimensions (univid audit) gets a dagger and a note.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import jinja2
 
 from univid.eval.vbench.constants import QUALITY_DIMS, SEMANTIC_DIMS
 from univid.io import read_json, write_text
+from univid.report.audit import disagreement
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO_ROOT / "reports" / "templates"
@@ -69,10 +72,10 @@ def ranks(rows: list[dict], columns: list[str], decimals: dict[str, int]) -> dic
     return out
 
 
-def cell(value, column: str, decimals: dict[str, int], rank=(None, None), ci=None) -> str:
+def cell(value, column: str, decimals: dict[str, int], rank=(None, None), ci=None, failed: int | None = None) -> str:
     v = _num(value)
     if v is None:
-        return "--"
+        return f"n/a ({failed} failed)" if failed else "--"
     text = f"{v:.{decimals[column]}f}"
     if rank[0] is not None and round(v, decimals[column]) == rank[0]:
         text = rf"\textbf{{{text}}}"
@@ -88,21 +91,37 @@ def _delta(measured: dict, published: dict, column: str, decimals: dict[str, int
     return "--" if m is None or p is None else f"{m - p:+.{decimals[column]}f}"
 
 
+def _flagged(row: dict) -> bool:
+    return bool((row.get("audit") or {}).get("flagged"))
+
+
+def audit_notes(published_rows: list[dict]) -> list[str]:
+    """One note per flagged published row: "<label>: printed Total X; recomputed from its dimensions Y"."""
+    notes = []
+    for p in published_rows:
+        if _flagged(p):
+            printed, recomputed = disagreement(p["audit"])
+            notes.append(f"{p['label']}: printed {printed}; recomputed from its dimensions {recomputed}")
+    return notes
+
+
 def section(rows: list[dict], columns: list[str], decimals: dict[str, int], underline: bool,
             published: dict[str, dict] | None = None, rank_over: list[dict] | None = None) -> list[dict]:
-    """Template rows for one section: {label, cells, kind (published|measured|delta), extra (e.g. llm size)}.
-    Best/second best are taken over `rank_over` (default: the section's own rows)."""
+    """Template rows for one section: {label, mark, cells, kind (published|measured|delta), extra (e.g. llm size)}.
+    Best/second best are taken over `rank_over` (default: the section's own rows). The mark (a dagger) goes on a
+    flagged published row in the block that shows its totals."""
     rk = ranks(rank_over if rank_over is not None else rows, columns, decimals)
     if not underline:
         rk = {c: (b, None) for c, (b, _) in rk.items()}
     out = []
     for r in rows:
         out.append({"label": r["label"], "kind": r.get("_kind", "measured"), "extra": r.get("llm_size", ""),
-                    "cells": [cell(r["scores"].get(c), c, decimals, rk[c], (r.get("ci") or {}).get(c))
-                              for c in columns]})
+                    "mark": r"$^\dagger$" if _flagged(r) and "total" in columns else "",
+                    "cells": [cell(r["scores"].get(c), c, decimals, rk[c], (r.get("ci") or {}).get(c),
+                                   (r.get("na") or {}).get(c)) for c in columns]})
         pub = (published or {}).get(r.get("published_label") or "")
         if pub is not None:
-            out.append({"label": r"\quad $\Delta$ vs.\ paper", "kind": "delta", "extra": "",
+            out.append({"label": r"\quad $\Delta$ vs.\ paper", "kind": "delta", "extra": "", "mark": "",
                         "cells": [_delta(r["scores"], pub["scores"], c, decimals) for c in columns]})
     return out
 
@@ -156,6 +175,8 @@ def context(results: dict) -> dict:
         # Video-ChatGPT protocol: an unparseable judge reply counts as ("no", 0); the caption says how often
         "judge_failures": sum(sum((r.get("failures") or {}).values()) for r in results["rows"]),
         "judged": sum(sum(v or 0 for v in (r.get("n") or {}).values()) for r in results["rows"]),
+        "na_cells": sum(len(r.get("na") or {}) for r in results["rows"]),
+        "audit_notes": audit_notes(published_rows),
     }
 
 

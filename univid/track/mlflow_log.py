@@ -2,7 +2,8 @@
 
 Child runs: params = the variant's resolved config, metrics = every score (and `<metric>.ci_lo` / `.ci_hi` where the
 row carries a confidence interval), tags = git commit, config hash, scale, scorer / judge / actor ids (the row's
-`backends`, one tag each as `univid.backend.<name>`, and `ids` as `univid.ids.<name>`). The parent
+`backends`, one tag each as `univid.backend.<name>`, and `ids` as `univid.ids.<name>`). An n/a cell (every item
+failed) gets no metric, only a mention in the tag `univid.na`. The parent
 (named "<table> @ <commit[:8]>") carries the table-level provenance and the artifacts: results.json/.csv, the table's
 .tex and its plots (`artifacts`). The MLflow UI groups children under their parent (tag `mlflow.parentRunId`).
 
@@ -130,6 +131,8 @@ def _child_tags(results: dict, row: dict, run_key: str, parent_id: str) -> dict[
         tags[f"univid.backend.{name}"] = _tag(ident)
     for name, ident in (row.get("ids") or {}).items():
         tags[f"univid.ids.{name}"] = _tag(ident)
+    if row.get("na"):  # cells whose every item failed: no metric is logged for them, this says why
+        tags["univid.na"] = _tag({m: f"{k} failed" for m, k in row["na"].items()})
     if row["scale"] == "smoke":
         tags["univid.note"] = "smoke scale: tiny random-init models, synthetic world, stand-in scorers"
     return tags
