@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from univid.eval.cache import EvalCache
-from univid.eval.videoqa.judge import (JudgeBackend, judge_one, judge_predictions, parse_verdict, summarize, system_prompt,
+from univid.eval.videoqa.judge import (JudgeBackend, judge_id, judge_one, judge_predictions, parse_verdict, summarize, system_prompt,
                                user_prompt)
 
 SNAP = Path(__file__).parent / "snapshots"
@@ -155,3 +155,76 @@ def test_judging_sends_up_to_max_concurrency_requests_at_once_and_caches_them(tm
         assert [v["score"] for v in again] == [v["score"] for v in verdicts]
     finally:
         server.shutdown()
+
+
+# ------------------------------------------------------------------------------------------- rubric judge
+
+@pytest.mark.parametrize("answer, pred, expected", [
+    ("red", "The triangle is red.", ("yes", 5)),
+    ("gray", "It looks grey to me", ("yes", 5)),                       # synonym
+    ("dark blue", "a navy background", ("yes", 5)),
+    ("dark blue", "blue", ("no", 1)),                                  # blue is another colour than dark blue
+    ("blue", "dark blue", ("no", 1)),
+    ("red", "red or blue", ("no", 2)),                                 # a hedge is not an answer
+    ("two", "There are 2 objects.", ("yes", 5)),
+    ("circle", "a round shape", ("yes", 5)),
+    ("left", "It moves leftwards", ("yes", 5)),
+    ("growing", "it gets bigger", ("yes", 5)),
+    ("yes", "Yes, it is moving.", ("yes", 5)),
+    ("no", "yes", ("no", 1)),
+    ("square", "meadow meadow meadow", ("no", 0)),                     # names nothing of the category
+])
+def test_rubric_judge_verdicts_at_sample_points(answer, pred, expected):
+    from univid.eval.videoqa.vocab_judge import verdict
+
+    assert verdict(answer, pred) == expected
+
+
+def test_rubric_judge_speaks_the_video_chatgpt_protocol_and_names_itself():
+    """It reads the judge prompt an LLM gets and answers in the protocol's dict; its id is recorded with verdicts;
+    an answer outside the vocabulary is a counted failure, never a score."""
+    from univid.eval.videoqa.vocab_judge import RUBRIC_ID, VocabJudge
+    from univid.llm.roles import build_backend
+
+    j = build_backend({"kind": "vocab"})
+    assert isinstance(j, VocabJudge)
+    v = judge_one(j, "What color is the square?", "purple", "It is violet.", retries=0)
+    assert (v["pred"], v["score"], v["failed"]) == ("yes", 5, False) and v["reply"] == "{'pred': 'yes', 'score': 5}"
+    assert judge_id(j) == {"backend": f"vocab:{RUBRIC_ID}", "model": RUBRIC_ID, "protocol": judge_id(j)["protocol"]}
+    out = judge_one(j, "What is the man doing?", "playing guitar", "guitar", retries=0)
+    assert out["failed"] and (out["pred"], out["score"]) == ("no", 0) and "outside the synthetic vocabulary" in \
+        out["reply"]
+
+
+def test_smoke_judges_with_the_rubric_and_reports_the_llm_judges_agreement(tmp_path):
+    from univid.config import resolve
+    from univid.eval.videoqa.run import judge_agreement
+    from univid.llm.roles import role_llms
+
+    cfg = resolve({"llm": {"cache_path": str(tmp_path / "llm.sqlite")}})
+    assert cfg["llm"]["roles"]["judge"]["backend"] == "synthetic-vocab"
+    assert cfg["eval"]["videoqa"]["judge"]["agreement"] == "gpt-4o"
+    judge = role_llms(cfg, backends={"smollm2-135m": Scripted(["x"]), "gemma-3-270m": Scripted(["x"])})["judge"]
+    assert judge.label == "synthetic-vocab" and judge.backend_id.startswith("vocab:")
+    rows = [{"question": "What color is the square?", "answer": "red", "pred_answer": p, "failed": False, **v}
+            for p, v in (("red", {"pred": "yes", "score": 5}), ("blue", {"pred": "no", "score": 1}),
+                         ("red", {"pred": "yes", "score": 5}))]
+    cfg2 = {**cfg, "llm": {**cfg["llm"], "backends": {**cfg["llm"]["backends"], "synthetic-vocab": {"kind": "vocab"}},
+                           "stand_ins": {**cfg["llm"]["stand_ins"], "gpt-4o": "synthetic-vocab"}}}
+    agree = judge_agreement(cfg2, "gpt-4o", rows, {"temperature": 0.0, "max_tokens": 24}, 0, None)
+    assert agree["judge"] == "gpt-4o (smoke stand-in: synthetic-vocab)"
+    assert (agree["items"], agree["both_judged"], agree["agree"], agree["agreement"]) == (3, 3, 3, 100.0)
+    rows[1]["pred"] = "yes"  # a judge that said yes to a wrong answer disagrees with the rubric
+    again = judge_agreement(cfg2, "gpt-4o", rows, {"temperature": 0.0, "max_tokens": 24}, 0, None)
+    assert again["agree"] == 2 and again["agreement"] == pytest.approx(200 / 3)
+
+
+def test_agreement_totals_for_the_caption():
+    from univid.report.render import judge_agreement_totals
+
+    rec = {"judge": "gpt-4o (smoke stand-in: smollm2-135m)", "items": 4, "both_judged": 2, "agree": 1,
+           "second_failures": 2}
+    t = judge_agreement_totals([{"judge_agreement": rec}, {"judge_agreement": rec}, {}])
+    assert t == {"items": 8, "both_judged": 4, "agree": 2, "second_failures": 4, "percent": 50.0,
+                 "judge": "gpt-4o (smoke stand-in: smollm2-135m)"}
+    assert judge_agreement_totals([{}]) is None

@@ -79,7 +79,11 @@ def build_backend(spec: dict, device: str = "cpu"):
         from univid.llm.http import OpenAICompatLLM
 
         return OpenAICompatLLM(spec)
-    raise ValueError(f"llm backend kind {kind!r}: not known (expected transformers or openai)")
+    if kind == "vocab":  # the deterministic judge of the synthetic world's closed-vocabulary answers
+        from univid.eval.videoqa.vocab_judge import VocabJudge
+
+        return VocabJudge(spec)
+    raise ValueError(f"llm backend kind {kind!r}: not known (expected transformers, openai or vocab)")
 
 
 def response_cache(llm_cfg: dict) -> ResponseCache | None:

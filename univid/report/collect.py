@@ -91,7 +91,7 @@ def videoqa_row(scores: dict) -> dict:
                 ci[f"{dataset}.{metric}"] = [float(x) for x in s["ci"][metric]]
     ids = {k: _id_text(scores[k]) for k in ("judge", "actor") if k in scores}
     ids.update({f"role.{r}": _id_text(v) for r, v in (scores.get("roles") or {}).items()})
-    return {"scores": row, "ci": ci, "backends": ids, "na": na,
+    return {"scores": row, "ci": ci, "backends": ids, "na": na, "judge_agreement": scores.get("judge_agreement"),
             "failures": {d: s.get("failures", 0) for d, s in scores["benchmarks"].items()},
             "n": {d: s.get("n") for d, s in scores["benchmarks"].items()}}
 

@@ -176,8 +176,19 @@ def context(results: dict) -> dict:
         "judge_failures": sum(sum((r.get("failures") or {}).values()) for r in results["rows"]),
         "judged": sum(sum(v or 0 for v in (r.get("n") or {}).values()) for r in results["rows"]),
         "na_cells": sum(len(r.get("na") or {}) for r in results["rows"]),
+        "agreement": judge_agreement_totals(results["rows"]),
         "audit_notes": audit_notes(published_rows),
     }
+
+
+def judge_agreement_totals(rows: list[dict]) -> dict | None:
+    """The second judge's agreement with the table's judge, summed over the measured rows (None: no second judge)."""
+    recs = [r["judge_agreement"] for r in rows if r.get("judge_agreement")]
+    if not recs:
+        return None
+    t = {k: sum(a[k] for a in recs) for k in ("items", "both_judged", "agree", "second_failures")}
+    return {**t, "judge": ", ".join(sorted({a["judge"] for a in recs})),
+            "percent": 100.0 * t["agree"] / t["both_judged"] if t["both_judged"] else None}
 
 
 def render_table(results_path: Path, out: Path, template: str | None = None) -> str:

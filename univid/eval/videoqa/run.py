@@ -121,6 +121,29 @@ def gather_shards(out: Path, shards: int) -> int:
     return added
 
 
+def judge_agreement(cfg: dict, name: str, rows: list[dict], decoding: dict, retries: int, cache) -> dict:
+    """A second judge (`name`, a backend of llm.backends, served by its stand-in at this scale) on the verdict rows
+    that had a prediction: how often its yes/no equals the judge's, over the items both could judge. Its
+    unparseable replies are counted, never guessed."""
+    from univid.llm.cache import CachedLLM
+    from univid.llm.roles import build_backend, response_cache, serving_backend
+
+    llm_cfg = cfg["llm"]
+    serving = serving_backend(llm_cfg, name, "eval.videoqa.judge.agreement")
+    device = "cpu" if cfg.get("device") in (None, "cpu", "auto") else cfg["device"]
+    second = CachedLLM(build_backend(llm_cfg["backends"][serving], device=device), response_cache(llm_cfg))
+    judged = [r for r in rows if r.get("pred_answer") is not None]
+    other = judge_mod.judge_many(second, [(str(r["question"]), str(r["answer"]), str(r["pred_answer"]))
+                                          for r in judged], retries=retries, decoding=decoding, cache=cache)
+    both = [(r, o) for r, o in zip(judged, other) if not r["failed"] and not o["failed"]]
+    agree = sum(r["pred"] == o["pred"] for r, o in both)
+    return {"judge": name if serving == name else f"{name} ({cfg.get('scale')} stand-in: {serving})",
+            **judge_mod.judge_id(second), "items": len(judged), "both_judged": len(both),
+            "second_failures": sum(o["failed"] for o in other), "agree": agree,
+            "agreement": 100.0 * agree / len(both) if both else None,
+            "score_mean_abs_diff": (sum(abs(r["score"] - o["score"]) for r, o in both) / len(both)) if both else None}
+
+
 def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends: dict | None = None,
                 progress: bool = False, shard: tuple[int, int] | None = None, gather: int | None = None) -> dict:
     """Answer, judge and score; returns the scores.json body. shard (I, N): only answer every N-th question into
@@ -218,6 +241,10 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
                                  "score": [ci["score"]["low"], ci["score"]["high"]]},
                           "ci_level": bs["confidence"], "videos": ci["accuracy"]["clusters"]}
         verdict_rows += rows
+    agreement = None
+    if vq["judge"].get("agreement"):
+        agreement = judge_agreement(cfg, vq["judge"]["agreement"], verdict_rows, decoding, vq["judge"]["retries"],
+                                    jcache)
     jcache.close()
     judge.check_failures(max_failed)  # verdicts of an unreachable judge are failures, never written as scores
     with atomic_path(out / VERDICTS) as tmp:
@@ -236,7 +263,8 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
               "judge_calls": judge.llm.calls - judge_calls0, "judge_llm_cache_hits": judge.llm.hits - judge_hits0,
               "wall_s": round(time.perf_counter() - t0, 2)}
     counts["total_llm_calls"] = counts["llm_calls"] + counts["judge_calls"]  # llm_calls: before judging
-    scores = {"benchmarks": benchmarks, "judge": judge_rec, "actor": actor_rec, "roles": roles, "counts": counts,
+    scores = {"benchmarks": benchmarks, "judge": judge_rec, "judge_agreement": agreement, "actor": actor_rec,
+              "roles": roles, "counts": counts,
               "scale": cfg["scale"], "source": vq["source"], "split": vq["split"],
               "metadata": eval_metadata(job, cfg, seeds={"bootstrap": bs["seed"], "synthetic": vq["synthetic"]["seed"]
                                                          if vq["source"] == "synthetic" else None},
