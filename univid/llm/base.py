@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 # Decoding parameters a backend understands; anything else is a caller error (and would silently split the cache).
 # max_tokens: OpenAI's name for max_new_tokens. response_prefix: text the reply is forced to start with (the
 # assistant turn is pre-filled with it; the returned reply includes it), e.g. a judge's "{'pred': '".
-DECODING_KEYS = ("max_new_tokens", "temperature", "max_tokens", "response_prefix")
+DECODING_KEYS = ("max_new_tokens", "temperature", "max_tokens", "response_prefix", "json_schema")
 
 
 class LLMError(RuntimeError):
@@ -34,6 +34,10 @@ def decoding_params(decoding: dict) -> dict:
     out = {"max_new_tokens": int(decoding.get("max_new_tokens", 64)), "temperature": float(decoding.get("temperature", 0.0))}
     if decoding.get("response_prefix"):
         out["response_prefix"] = str(decoding["response_prefix"])
+    if decoding.get("json_schema") is not None:  # the reply's JSON shape: constrained decoding where supported
+        if not isinstance(decoding["json_schema"], dict):
+            raise ValueError("decoding json_schema: expected a JSON schema object (dict)")
+        out["json_schema"] = decoding["json_schema"]
     if out["max_new_tokens"] < 1:
         raise ValueError(f"decoding max_new_tokens={out['max_new_tokens']}: expected >= 1")
     if out["temperature"] < 0:

@@ -36,6 +36,12 @@ class OpenAICompatLLM:
         self._sleep = sleep
         self.attempts = 0  # HTTP requests sent (including retries)
         self.max_concurrency = int(spec.get("max_concurrency") or 8)
+        # How a JSON reply is asked for: json_object (DeepSeek, DashScope, OpenAI), json_schema (OpenAI, vLLM's
+        # guided decoding: the shape itself), none (an endpoint that rejects response_format).
+        self.response_format = spec.get("response_format") or "json_object"
+        if self.response_format not in ("json_object", "json_schema", "none"):
+            raise ValueError(f"llm backend {self.backend_id}: response_format {self.response_format!r} (expected "
+                             f"json_object, json_schema or none)")
         if self.max_concurrency < 1:
             raise ValueError(f"llm backend {self.backend_id}: max_concurrency {self.max_concurrency} (expected >= 1)")
 
@@ -63,8 +69,13 @@ class OpenAICompatLLM:
         if d.get("response_prefix"):
             raise LLMError(f"llm backend {self.backend_id}: response_prefix is not supported by OpenAI-compatible "
                            f"chat endpoints (expected it only on local transformers backends)")
-        body = json.dumps({"model": self.model_id, "messages": messages(prompt, system),
-                           "temperature": d["temperature"], "max_tokens": d["max_new_tokens"]}).encode()
+        request = {"model": self.model_id, "messages": messages(prompt, system), "temperature": d["temperature"],
+                   "max_tokens": d["max_new_tokens"]}
+        if d.get("json_schema") and self.response_format != "none":
+            request["response_format"] = ({"type": "json_object"} if self.response_format == "json_object" else
+                                          {"type": "json_schema",
+                                           "json_schema": {"name": "reply", "schema": d["json_schema"]}})
+        body = json.dumps(request).encode()
         url = f"{self.base_url}/chat/completions"
         headers = self._headers()
         last = ""

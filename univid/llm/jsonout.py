@@ -101,6 +101,21 @@ def validate_reflection(obj: dict) -> dict:
     return {"refined_query": _text(obj, "refined_query")}
 
 
+# The JSON shape of each reply, for constrained decoding: `response_format` over HTTP, grammar-constrained sampling
+# for local models (univid.llm.constrained). Free-text fields are bounded so a short token budget can close them.
+SCHEMAS: dict[Callable[[dict], dict], dict] = {
+    # the route only: the rationale the A.5 prompt also asks for is optional (the validator records it when sent)
+    validate_classification: {"type": "object", "additionalProperties": False, "required": ["qtype"],
+                              "properties": {"qtype": {"type": "string", "enum": ["static", "dynamic"]}}},
+    validate_evaluation: {"type": "object", "additionalProperties": False,
+                          "required": ["score", "verdict", "brief_reason"],
+                          "properties": {"score": {"type": "number", "minimum": 0, "maximum": 1},
+                                         "verdict": {"type": "string", "enum": ["accept", "reject"]},
+                                         "brief_reason": {"type": "string", "maxLength": 40}}},
+    validate_reflection: {"type": "object", "additionalProperties": False, "required": ["refined_query"],
+                          "properties": {"refined_query": {"type": "string", "maxLength": 80}}},
+}
+
 VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "classification": validate_classification,
     "evaluation": validate_evaluation,
@@ -131,8 +146,12 @@ def parse(text: str, validator: Callable[[dict], dict]) -> tuple[dict | None, st
 
 def ask_json(llm, prompt: str, validator: Callable[[dict], dict], system: str | None = None,
              retries: int = 1, **decoding) -> JsonResult:
-    """Ask, parse, validate; on failure ask once more with RETRY_SUFFIX; then give up with a recorded failure."""
+    """Ask (constrained to the validator's JSON schema, when it has one), parse, validate; on failure ask once more
+    with RETRY_SUFFIX; then give up with a recorded failure."""
     result = JsonResult(None, False)
+    schema = SCHEMAS.get(validator)
+    if schema is not None:
+        decoding = {**decoding, "json_schema": schema}
     for attempt in range(retries + 1):
         text = llm.generate(prompt if attempt == 0 else prompt + RETRY_SUFFIX, system=system, **decoding)
         result.raw.append(text)

@@ -176,7 +176,13 @@ class TransformersLLM:
             pre = tok(prefix, add_special_tokens=False, return_tensors="pt").input_ids.to(self.device)
             ids = torch.cat([ids, pre], dim=1)
         sample = d["temperature"] > 0
+        constrained = {}
+        if d.get("json_schema") and not prefix:  # grammar-constrained JSON (lm-format-enforcer)
+            from univid.llm.constrained import prefix_allowed_tokens_fn
+
+            constrained["prefix_allowed_tokens_fn"] = prefix_allowed_tokens_fn(tok, d["json_schema"])
         out = lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=d["max_new_tokens"],
+                          **constrained,
                           do_sample=sample, temperature=d["temperature"] if sample else None, top_p=None, top_k=None,
                           pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
         reply = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)

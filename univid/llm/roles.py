@@ -54,8 +54,10 @@ class RoleLLM:
         """The role's decoding parameters, unless the caller gives its own. A backend failure names the role."""
         with self._lock:  # roles may be called from a pool of threads (prefetched routes)
             self.calls += 1
+        schema = decoding.pop("json_schema", None)
+        decoding = {**(decoding or self.decoding), **({"json_schema": schema} if schema else {})}
         try:
-            return self.llm.generate(prompt, system=system, **(decoding or self.decoding))
+            return self.llm.generate(prompt, system=system, **decoding)
         except LLMError as exc:
             with self._lock:
                 self.failures += 1

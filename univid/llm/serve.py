@@ -62,6 +62,9 @@ def make_handler(backend, model_name: str):
                 system, prompt = _system_and_prompt(req.get("messages"))
                 decoding = {"temperature": float(req.get("temperature") or 0.0),
                             "max_new_tokens": int(req.get("max_tokens") or 64)}
+                fmt = req.get("response_format") or {}
+                if fmt.get("type") == "json_schema":  # as vLLM's guided decoding: sample only the shape
+                    decoding["json_schema"] = fmt["json_schema"]["schema"]
             except (ValueError, TypeError, KeyError, json.JSONDecodeError) as e:
                 self._send(400, {"error": {"message": str(e)}})
                 return
