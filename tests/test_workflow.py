@@ -13,6 +13,7 @@ from conftest import ROOT, job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 NUMBER = r"(?:\\textbf\{|\\underline\{)?-?\d+\.\d+\}?(?:\{\\tiny\[-?\d+\.\d+, -?\d+\.\d+\]\})?"
+NA = r"n/a \(\d+ failed\)"  # every item of the cell failed to be judged or scored (counted, never a number)
 
 
 def _measured_rows(tex: str, label: str) -> list[list[str]]:
@@ -42,7 +43,8 @@ def test_all_ten_tables_render_with_measured_rows_of_numbers(smoke_run):
                 assert cells[0] == "", cells
                 cells = cells[1:]
             assert len(cells) == columns[results["kind"]], (n, row["label"], cells)
-            assert all(re.fullmatch(NUMBER, c) for c in cells), (n, row["label"], cells)
+            assert all(re.fullmatch(NUMBER, c) or re.fullmatch(NA, c) for c in cells), (n, row["label"], cells)
+            assert sum(bool(re.fullmatch(NA, c)) for c in cells) == len(row.get("na") or {}), (n, row["label"])
 
 
 def test_table4_has_five_variant_rows(smoke_run):
