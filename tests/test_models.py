@@ -226,3 +226,65 @@ def test_saved_weights_are_byte_identical_for_the_same_tensors(tmp_path):
         save_weights(tensors, tmp_path / f"w{i}.safetensors", metadata=meta)
         blobs.add((tmp_path / f"w{i}.safetensors").read_bytes())
     assert len(blobs) == 1
+
+
+def test_tma_scales_only_the_real_text_keys_of_a_padded_t5_context(t5_comp):
+    """Wan's UMT5 context is zero-padded to max_text_tokens and stock Wan attends to the padding keys too: TMA (Eq. 2)
+    scales the logits of the text keys only; the padding keys keep scale 1."""
+    from univid.models.conditioning import encode_t5, padding_keys
+
+    c = t5_comp
+    texts = ["a red circle", "a blue square moving right slowly"]
+    context, _ = encode_t5(c, texts)
+    pad = padding_keys(c, texts)
+    # The tokenizer's mask marks exactly the rows WanPipeline zero-padded, per prompt.
+    assert torch.equal(pad, context.abs().sum(-1).eq(0)) and pad.any() and (~pad).any()
+    assert pad[0].sum() > pad[1].sum()
+    attn = c.model.dit.blocks[0].attn2
+    hidden = torch.randn(2, 12, attn.inner_dim, generator=torch.Generator().manual_seed(0))
+    state = TMAState(schedule="cosine", lambda_txt=0.3, u=0.1, token_is_pad=pad)
+    a_txt, _ = state.alphas()
+    assert a_txt > 1.0
+    with torch.no_grad():
+        want = _reference(attn, hidden, context, torch.where(pad, 1.0, a_txt))
+        every_key = _reference(attn, hidden, context, torch.full(pad.shape, a_txt))
+        ours = TMAWanAttnProcessor(state)(attn, hidden, context)
+        assert torch.allclose(ours, want, atol=1e-6)
+        assert (ours - every_key).abs().max() > 1e-4  # scaling the padding keys too is a different output
+        state.set_samples([1, 1], 10, [0.9, 0.9])  # training: per-sample progress, u = 0.1 for both
+        assert torch.allclose(TMAWanAttnProcessor(state)(attn, hidden, context), want, atol=1e-6)
+        # alpha = 1: the stock diffusers processor exactly
+        stock = WanAttnProcessor()(attn, hidden, context)
+        plain = TMAWanAttnProcessor(TMAState(schedule="none", token_is_pad=pad))(attn, hidden, context)
+    assert (stock - plain).abs().max().item() == 0.0
+
+
+def test_sampler_and_trainer_hand_the_t5_padding_to_tma(cfg, t5_comp):
+    from univid.models.conditioning import encode_t5, padding_keys
+    from univid.models.generator import condition, sample
+    from univid.train.losses import flow_matching_loss
+
+    c = t5_comp
+    attn = c.model.dit.blocks[0].attn2
+    seen = []
+    hook = attn.register_forward_pre_hook(lambda module, args: seen.append(c.tma.token_is_pad))
+    try:
+        sampling = dict(cfg["sampling"], steps=2)
+        cond = condition(c, make_pipeline(c), "a red circle", sampling["negative_prompt"], sampling)
+        assert torch.equal(cond.is_pad, padding_keys(c, ["a red circle"])) and cond.is_pad.any()
+        sample(c, make_pipeline(c), cond, sampling, seed=0, output_type="latent")
+        assert len(seen) == 4  # 2 steps x (conditional, negative)
+        assert all(torch.equal(m, cond.is_pad) for m in seen[0::2])
+        assert all(m is None for m in seen[1::2])  # the negative prompt fills max_text_tokens: no padding
+        assert c.tma.token_is_pad is None  # nothing leaks past the run
+        seen.clear()
+        texts = ["a red circle", "a blue square"]
+        context, is_image = encode_t5(c, texts)
+        g = torch.Generator().manual_seed(0)
+        latents, noise = torch.randn(2, 48, 2, 4, 4, generator=g), torch.randn(2, 48, 2, 4, 4, generator=g)
+        with torch.no_grad():
+            flow_matching_loss(c, latents, noise, [1, 2], [0.9, 0.8, 0.7], context, is_image, padding_keys(c, texts))
+        assert len(seen) == 1 and torch.equal(seen[0], padding_keys(c, texts))
+    finally:
+        hook.remove()
+        c.tma.token_is_pad = None

@@ -74,10 +74,13 @@ def online_condition(comp: Components, captions: list[str], drop: list[bool], re
 
 
 def flow_matching_loss(comp: Components, latents: torch.Tensor, noise: torch.Tensor, sigma_index: list[int],
-                       sigmas: list[float], context: torch.Tensor, is_image: torch.Tensor) -> torch.Tensor:
+                       sigmas: list[float], context: torch.Tensor, is_image: torch.Tensor,
+                       is_pad: torch.Tensor | None = None) -> torch.Tensor:
     """MSE between the DiT's velocity and (noise - x0), each sample at its own noise level sigmas[sigma_index[b]],
-    with TMA's progress set per sample to its step (u = i/N of the sampler's schedule, as at inference)."""
+    with TMA's progress set per sample to its step (u = i/N of the sampler's schedule, as at inference). `is_pad`:
+    the context's padding keys (univid.models.conditioning.padding_keys), which TMA leaves unscaled."""
     comp.tma.token_is_image = is_image if bool(is_image.any()) else None
+    comp.tma.token_is_pad = is_pad if is_pad is not None and bool(is_pad.any()) else None
     sigma = [sigmas[i] for i in sigma_index]
     comp.tma.set_samples(list(sigma_index), len(sigmas), sigma)
     s = torch.tensor(sigma, dtype=torch.float32, device=latents.device)

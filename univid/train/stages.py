@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from univid.io import write_json
 from univid.models.builder import GENERATION_PARTS, Components, build, load_weights, save_weights
+from univid.models.conditioning import null_text, padding_keys
 from univid.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from univid.train.loader import (ConversationSamples, GenerationSamples, batch_stream, collate_conversations,
                                  collate_generation, per_device_batch, sample_generator)
@@ -193,6 +194,8 @@ def _generation_loss(run: Run, batch: dict, phase: str, step: int, start: int, e
     comp, scfg = run.comp, run.scfg
     latents = batch["latents"].to(comp.device)
     ref, gain = None, 1.0
+    # The captions as encoded (a dropped one is the null caption): their UMT5 padding keys stay out of TMA's scaling.
+    texts = [null_text(comp) if d else c for c, d in zip(batch["captions"], batch["drop"].tolist())]
     if run.stage == 3:
         # One draw per global batch (the same in every process). Phase a trains only the ViT side, so its
         # generation batches always carry the reference frame.
@@ -205,7 +208,7 @@ def _generation_loss(run: Run, batch: dict, phase: str, step: int, start: int, e
     else:
         context, is_image = precomputed_condition(comp, batch["condition"], batch["condition_mask"])
     loss = flow_matching_loss(comp, latents, batch["noise"].to(comp.device), batch["sigma_index"].tolist(),
-                              run.sigmas, context, is_image)
+                              run.sigmas, context, is_image, padding_keys(comp, texts))
     return loss, {"sigma_index": batch["sigma_index"].tolist(), "reference": ref is not None,
                   "vae_mix": gain if ref is not None else 0.0}
 
