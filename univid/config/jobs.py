@@ -61,7 +61,10 @@ def job_configs(cfg: dict) -> dict[str, dict]:
     engine = {k: tr[k] for k in ("mixed_precision", "gradient_checkpointing", "num_workers")}
     add("stage1", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
                    "train": {"stage1": tr["stage1"], **engine}}, ("curate", "precompute"))
-    add("stage2", {"model": _pick(cfg["model"], _UND_MODEL), "train": {"stage2": tr["stage2"], **engine}}, ("curate",))
+    # Stage II reads the VAE only when its blocks train (train.stage2.vae: trainable_blocks, Sec. 3.2's reading).
+    stage2_model = _UND_MODEL + (("vae",) if tr["stage2"]["vae"] != "frozen" else ())
+    add("stage2", {"model": _pick(cfg["model"], stage2_model), "train": {"stage2": tr["stage2"], **engine}},
+        ("curate",))
     add("stage3", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
                    "train": {"stage1": tr["stage1"], "stage3": tr["stage3"], **engine}},
         ("curate", "precompute", "stage1", "stage2"))

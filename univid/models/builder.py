@@ -35,6 +35,10 @@ from univid.models.tokenizer import load_tokenizer
 CONDITIONINGS = ("mllm", "t5")  # paper Table 3: UniVid (MLLM -> connector) | "w/o MLLM" (Wan's own UMT5)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CROSS_ATTN_LORA_TARGETS = ["attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0"]
+SELF_ATTN_LORA_TARGETS = ["attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0"]
+# train.stage1.lora_targets: where the DiT LoRA goes (Appendix A.3: cross-attention; Sec. 3.2: self- and cross-)
+LORA_TARGETS = {"cross_attn": CROSS_ATTN_LORA_TARGETS,
+                "self_and_cross_attn": SELF_ATTN_LORA_TARGETS + CROSS_ATTN_LORA_TARGETS}
 # What a job can build. The MLLM (llm + vit) is always built. Each random-init part draws from its own seed
 # (cfg seed + SEED_OFFSETS[part]), so a job that leaves parts out builds the others exactly as a job that has them.
 PARTS = ("mllm", "vae", "dit", "connector", "text_encoder")
@@ -207,10 +211,13 @@ def build(cfg: dict, parts: tuple[str, ...] | None = None) -> Components:
     tma = TMAState.from_config(cfg["tma"])
     if dit is not None:
         s1 = cfg["train"]["stage1"]
-        # LoRA on the DiT cross-attention (B is zero-initialised, so an untrained adapter is the identity).
+        targets = s1["lora_targets"]
+        if targets not in LORA_TARGETS:
+            raise ValueError(f"train.stage1.lora_targets {targets!r}: expected one of {', '.join(LORA_TARGETS)}")
+        # LoRA on the DiT attention (B is zero-initialised, so an untrained adapter is the identity).
         seeded("lora")
         dit.add_adapter(LoraConfig(r=s1["lora_r"], lora_alpha=s1["lora_alpha"], lora_dropout=s1["lora_dropout"],
-                                   target_modules=CROSS_ATTN_LORA_TARGETS, init_lora_weights=True))
+                                   target_modules=LORA_TARGETS[targets], init_lora_weights=True))
         install_tma(dit, tma)
     text_encoder = text_tokenizer = None
     if conditioning == "t5" and "text_encoder" in parts:

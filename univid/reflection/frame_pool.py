@@ -181,21 +181,12 @@ class VaeFrameEncoder:
     @torch.no_grad()
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 [N,H,W,3] -> normalised latents [N, C, h, w] (frames cropped to the VAE's spatial factor)."""
-        from univid.train.losses import normalise_latents
+        from univid.train.losses import frame_latents  # stage II's SFT encodes its frames there too
 
-        factor = int(getattr(self.vae.config, "scale_factor_spatial", 16) or 16)
-        h, w = frames.shape[1] // factor * factor, frames.shape[2] // factor * factor
-        if h == 0 or w == 0:
-            raise ValueError(f"VAE frame tokens: frames of {frames.shape[1]}x{frames.shape[2]} pixels (expected at "
-                             f"least {factor}x{factor}, the VAE's spatial factor)")
-        top, left = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2  # centre crop to a multiple
-        param = next(self.vae.parameters())
         out = []
         for start in range(0, len(frames), self.batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size, top:top + h, left:left + w]))
-            x = x.permute(0, 3, 1, 2).unsqueeze(2).float().div(127.5).sub(1.0).to(device=param.device,
-                                                                                    dtype=param.dtype)
-            latents = normalise_latents(self.vae, self.vae.encode(x).latent_dist.mode())  # [B, C, 1, h, w]
+            x = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size]))
+            latents = frame_latents(self.vae, x)  # [B, C, 1, h, w]
             self.passes += 1
             self.frames_encoded += len(x)
             out.append(latents[:, :, 0].float().cpu())
