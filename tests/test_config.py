@@ -58,7 +58,7 @@ def _changed_jobs(overrides: dict) -> set[str]:
     return {name for name in base if base[name]["key"] != other[name]["key"]}
 
 
-def test_stage_readings_re_key_exactly_the_jobs_they_change():
+def test_new_choices_re_key_exactly_the_jobs_they_change():
     """train.stage1.lora_targets changes the DiT adapter (stage I, III and generation build it); train.stage2.vae
     changes stage II (and reads the VAE spec only when its blocks train); each re-keys what follows."""
     after_stage3 = {"stage3", "generate", "evaluate", "videoqa", "suite"}
@@ -68,6 +68,8 @@ def test_stage_readings_re_key_exactly_the_jobs_they_change():
     assert "vae" in job_configs(resolve({"train": {"stage2": {"vae": "trainable_blocks"}}}))["stage2"]["model"]
     with pytest.raises(ConfigError, match="train.stage2.vae"):
         resolve({"train": {"stage2": {"vae": "trainable"}}})
+    # who routes questions changes only the jobs that run Pyramid Reflection's roles
+    assert _changed_jobs({"understanding": {"routing_follows_evaluator": True}}) == {"videoqa", "suite"}
 
 
 def test_hash_changes_with_content_only():
