@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from univid.data.video import read_video, uniform_indices, video_info
 from univid.io import atomic_dir
-from univid.models.mllm import vit_pixels
+from univid.models.mllm import vit_patch_features, vit_pixels
 from univid.models.tokenizer import _file_sha256, cache_root
 
 SAMPLING_RULE = "uniform-segment-centres"  # univid.data.video.uniform_indices
@@ -47,12 +47,16 @@ def module_digest(module: torch.nn.Module) -> str:
 
 
 class VisionEncoder:
-    """The UniVid ViT (SiglipVisionModel) as the pool encoder. Counts forward passes and frames encoded."""
+    """The UniVid ViT (SiglipVisionModel) as the pool encoder. Counts forward passes and frames encoded.
+    `feature_layer`: the hidden state kept as patch tokens (UniVidMLLM.vision_feature_layer; None: last_hidden_state)."""
 
-    def __init__(self, vit: torch.nn.Module, batch_size: int = 64):
+    def __init__(self, vit: torch.nn.Module, batch_size: int = 64, feature_layer: int | None = None):
         self.vit = vit
         self.batch_size = batch_size
-        self.encoder_id = f"{type(vit).__name__}:{module_digest(vit)[:16]}"
+        self.feature_layer = feature_layer
+        # the patch tokens depend on the layer kept: it is part of the id (and so of the pool's cache key)
+        layer = "" if feature_layer is None else f"@hidden{feature_layer}"
+        self.encoder_id = f"{type(vit).__name__}:{module_digest(vit)[:16]}{layer}"
         self.passes = 0
         self.frames_encoded = 0
 
@@ -64,14 +68,14 @@ class VisionEncoder:
         for start in range(0, len(frames), self.batch_size):
             x = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size]))
             pixels = vit_pixels(x, self.vit.config.image_size).to(device=param.device, dtype=param.dtype)
-            out = self.vit(pixel_values=pixels)
+            feats, out = vit_patch_features(self.vit, pixels, self.feature_layer)
             self.passes += 1
             self.frames_encoded += len(x)
             if out.pooler_output is None:
                 raise ValueError("model.vit: the ViT has no pooling head (expected a SigLIP vision tower with "
                                  "vision_use_head: true, whose pooled output lives in the SigLIP text-image space)")
             pooled.append(F.normalize(out.pooler_output.float(), dim=-1).cpu())
-            patches.append(out.last_hidden_state.cpu())
+            patches.append(feats.cpu())
         return torch.cat(pooled), torch.cat(patches)
 
 

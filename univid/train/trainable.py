@@ -90,10 +90,14 @@ def part_names(comp: Components, part: str, vit_blocks: int) -> list[str]:
         names = _names_of(model, [model.vae.encoder.down_blocks, model.vae.encoder.mid_block])
         return [n for n in names if ".time_conv." not in n]
     if part == "vit_blocks":
-        layers = vit_layers(model.mllm.vit)
+        layers = list(vit_layers(model.mllm.vit))
+        layer = model.mllm.vision_feature_layer  # a pretrained projector may read an earlier block's output
+        if layer is not None:  # hidden_states[k] is the output of the first k blocks (0: the embeddings)
+            layers = layers[:layer % (len(layers) + 1)]
         if vit_blocks > len(layers):
-            raise ValueError(f"trainable_vit_blocks {vit_blocks}: the ViT has only {len(layers)} blocks")
-        return _names_of(model, list(layers)[len(layers) - vit_blocks:])
+            raise ValueError(f"trainable_vit_blocks {vit_blocks}: the ViT has only {len(layers)} blocks up to the "
+                             f"features the projector reads")
+        return _names_of(model, layers[len(layers) - vit_blocks:])
     raise ValueError(f"trainable part {part!r}: expected one of connector, dit_lora, vision_proj, vae_proj, vit_blocks, "
                      f"vae_blocks")
 
