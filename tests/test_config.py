@@ -53,6 +53,28 @@ def test_stage2_is_shared_across_tma_variants_and_stage1_is_not():
     assert len({k["evaluate"]["key"] for k in keys}) == 5
 
 
+def _changed_jobs(overrides: dict) -> set[str]:
+    base, other = job_configs(resolve({})), job_configs(resolve(overrides))
+    return {name for name in base if base[name]["key"] != other[name]["key"]}
+
+
+def test_new_choices_re_key_exactly_the_jobs_they_change():
+    """train.stage1.lora_targets changes the DiT adapter (stage I, III and generation build it); train.stage2.vae
+    changes stage II (and reads the VAE spec only when its blocks train); each re-keys what follows."""
+    after_stage3 = {"stage3", "generate", "evaluate", "videoqa", "suite"}
+    assert _changed_jobs({"train": {"stage1": {"lora_targets": "self_and_cross_attn"}}}) == {"stage1"} | after_stage3
+    assert _changed_jobs({"train": {"stage2": {"vae": "trainable_blocks"}}}) == {"stage2"} | after_stage3
+    assert "vae" not in job_configs(resolve({}))["stage2"]["model"]
+    assert "vae" in job_configs(resolve({"train": {"stage2": {"vae": "trainable_blocks"}}}))["stage2"]["model"]
+    with pytest.raises(ConfigError, match="train.stage2.vae"):
+        resolve({"train": {"stage2": {"vae": "trainable"}}})
+    # where the MLLM starts: every job that builds it (all but curate)
+    everything = set(job_configs(resolve({}))) - {"curate"}
+    assert _changed_jobs({"model": {"mllm": {"init": {"checkpoint": "some/llava"}}}}) == everything
+    # who routes questions changes only the jobs that run Pyramid Reflection's roles
+    assert _changed_jobs({"understanding": {"routing_follows_evaluator": True}}) == {"videoqa", "suite"}
+
+
 def test_hash_changes_with_content_only():
     a = resolve({})
     b = resolve({"tma": {"lambda_txt": 0.31}})

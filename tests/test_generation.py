@@ -131,7 +131,7 @@ def test_each_cfg_branch_gets_its_own_provenance_and_the_same_alpha(comp, ref, s
             (u, alpha_txt(u, "cosine", 0.3), alpha_img(u, "cosine", 0.3))}
     assert comp.tma.branch_contexts == [] and comp.tma.token_is_image is None  # nothing leaks past the run
     # A context the sampler did not register is an error, not a silent wrong mask.
-    comp.tma.branch_contexts = [(cond.context, cond.is_image)]
+    comp.tma.branch_contexts = [(cond.context, cond.is_image, None)]
     try:
         with pytest.raises(RuntimeError, match="did not register"):
             comp.model.dit(hidden_states=torch.zeros(1, 48, 2, 4, 4), timestep=torch.tensor([500.0]),

@@ -277,6 +277,42 @@ def test_paper_backend_names_mean_the_same_at_both_scales(tmp_path):
         serving_backend(bad["llm"], "qwen2-7b")
 
 
+def test_routing_follows_the_evaluator_when_asked_and_in_table8(tmp_path):
+    """Sec. 3.2: one model evaluates and determines the question type. With understanding.routing_follows_evaluator
+    the classifier role resolves to the evaluator's backend (keeping its own decoding); Table 8's Evaluator swaps
+    set it, so routing moves with the Evaluator."""
+    from pathlib import Path
+
+    from univid.config import load_ablation, resolve
+    from univid.llm.roles import role_llms
+
+    stubs = {"gemma-3-270m": Replies("g"), "smollm2-135m": Replies("s")}
+    swap = {"llm": {"cache_path": str(tmp_path / "r.sqlite"), "roles": {"evaluator": {"backend": "qwen2-7b"}}}}
+    assert resolve({})["understanding"]["routing_follows_evaluator"] is False  # the default
+    off = role_llms(resolve(overrides=swap), backends=stubs)
+    assert off["classifier"].backend_name == "deepseek-v3.1" and off["evaluator"].backend_name == "qwen2-7b"
+    assert "follows" not in off["classifier"].record()
+    on_cfg = resolve(overrides={**swap, "understanding": {"routing_follows_evaluator": True}})
+    on = role_llms(on_cfg, backends=stubs)
+    assert on["classifier"].backend_name == "qwen2-7b" and on["classifier"].llm is on["evaluator"].llm
+    assert on["classifier"].label == "qwen2-7b (smoke stand-in: gemma-3-270m)"
+    assert on["classifier"].record()["follows"] == "evaluator"
+    own = on_cfg["llm"]["roles"]["classifier"]
+    assert on["classifier"].decoding == {k: v for k, v in own.items() if k != "backend"}
+    assert on["reflector"].backend_name == "qwen-plus"  # nothing else moves
+
+    ablation = load_ablation(Path(__file__).resolve().parents[1] / "ablations" / "er_models.yaml")
+    base = resolve(overrides={"llm": {"cache_path": str(tmp_path / "r.sqlite")}})
+    for variant in ablation["variants"]:
+        cfg = resolve(overrides={**variant["overrides"], "llm": {**variant["overrides"].get("llm", {}),
+                                                                 "cache_path": str(tmp_path / "r.sqlite")}})
+        roles = role_llms(cfg, backends=stubs)
+        assert roles["classifier"].backend_name == roles["evaluator"].backend_name, variant["name"]
+        # set only where the Evaluator is swapped: the other variants keep their jobs shared with other tables
+        swapped = cfg["llm"]["roles"]["evaluator"] != base["llm"]["roles"]["evaluator"]
+        assert cfg["understanding"]["routing_follows_evaluator"] is swapped, variant["name"]
+
+
 def test_gemma_backend_spec_resolves_without_assembling(tmp_path, monkeypatch):
     """Naming the Gemma-3-270M backend (GGUF reassembled from its PyPI packages) assembles and converts nothing: its
     id comes from the package's pinned sha256."""

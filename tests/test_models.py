@@ -226,3 +226,158 @@ def test_saved_weights_are_byte_identical_for_the_same_tensors(tmp_path):
         save_weights(tensors, tmp_path / f"w{i}.safetensors", metadata=meta)
         blobs.add((tmp_path / f"w{i}.safetensors").read_bytes())
     assert len(blobs) == 1
+
+
+def test_tma_scales_only_the_real_text_keys_of_a_padded_t5_context(t5_comp):
+    """Wan's UMT5 context is zero-padded to max_text_tokens and stock Wan attends to the padding keys too: TMA (Eq. 2)
+    scales the logits of the text keys only; the padding keys keep scale 1."""
+    from univid.models.conditioning import encode_t5, padding_keys
+
+    c = t5_comp
+    texts = ["a red circle", "a blue square moving right slowly"]
+    context, _ = encode_t5(c, texts)
+    pad = padding_keys(c, texts)
+    # The tokenizer's mask marks exactly the rows WanPipeline zero-padded, per prompt.
+    assert torch.equal(pad, context.abs().sum(-1).eq(0)) and pad.any() and (~pad).any()
+    assert pad[0].sum() > pad[1].sum()
+    attn = c.model.dit.blocks[0].attn2
+    hidden = torch.randn(2, 12, attn.inner_dim, generator=torch.Generator().manual_seed(0))
+    state = TMAState(schedule="cosine", lambda_txt=0.3, u=0.1, token_is_pad=pad)
+    a_txt, _ = state.alphas()
+    assert a_txt > 1.0
+    with torch.no_grad():
+        want = _reference(attn, hidden, context, torch.where(pad, 1.0, a_txt))
+        every_key = _reference(attn, hidden, context, torch.full(pad.shape, a_txt))
+        ours = TMAWanAttnProcessor(state)(attn, hidden, context)
+        assert torch.allclose(ours, want, atol=1e-6)
+        assert (ours - every_key).abs().max() > 1e-4  # scaling the padding keys too is a different output
+        state.set_samples([1, 1], 10, [0.9, 0.9])  # training: per-sample progress, u = 0.1 for both
+        assert torch.allclose(TMAWanAttnProcessor(state)(attn, hidden, context), want, atol=1e-6)
+        # alpha = 1: the stock diffusers processor exactly
+        stock = WanAttnProcessor()(attn, hidden, context)
+        plain = TMAWanAttnProcessor(TMAState(schedule="none", token_is_pad=pad))(attn, hidden, context)
+    assert (stock - plain).abs().max().item() == 0.0
+
+
+def test_sampler_and_trainer_hand_the_t5_padding_to_tma(cfg, t5_comp):
+    from univid.models.conditioning import encode_t5, padding_keys
+    from univid.models.generator import condition, sample
+    from univid.train.losses import flow_matching_loss
+
+    c = t5_comp
+    attn = c.model.dit.blocks[0].attn2
+    seen = []
+    hook = attn.register_forward_pre_hook(lambda module, args: seen.append(c.tma.token_is_pad))
+    try:
+        sampling = dict(cfg["sampling"], steps=2)
+        cond = condition(c, make_pipeline(c), "a red circle", sampling["negative_prompt"], sampling)
+        assert torch.equal(cond.is_pad, padding_keys(c, ["a red circle"])) and cond.is_pad.any()
+        sample(c, make_pipeline(c), cond, sampling, seed=0, output_type="latent")
+        assert len(seen) == 4  # 2 steps x (conditional, negative)
+        assert all(torch.equal(m, cond.is_pad) for m in seen[0::2])
+        assert all(m is None for m in seen[1::2])  # the negative prompt fills max_text_tokens: no padding
+        assert c.tma.token_is_pad is None  # nothing leaks past the run
+        seen.clear()
+        texts = ["a red circle", "a blue square"]
+        context, is_image = encode_t5(c, texts)
+        g = torch.Generator().manual_seed(0)
+        latents, noise = torch.randn(2, 48, 2, 4, 4, generator=g), torch.randn(2, 48, 2, 4, 4, generator=g)
+        with torch.no_grad():
+            flow_matching_loss(c, latents, noise, [1, 2], [0.9, 0.8, 0.7], context, is_image, padding_keys(c, texts))
+        assert len(seen) == 1 and torch.equal(seen[0], padding_keys(c, texts))
+    finally:
+        hook.remove()
+        c.tma.token_is_pad = None
+
+
+# model.mllm.init: where the MLLM starts (fresh, or a pretrained multimodal checkpoint in the transformers LLaVA layout)
+def _tiny_llava(cfg, tokenizer, kind: str, layer: int):
+    from transformers import (LlavaConfig, LlavaForConditionalGeneration, LlavaOnevisionConfig,
+                              LlavaOnevisionForConditionalGeneration)
+
+    m = cfg["model"]
+    vision = dict(m["vit"]["config"], model_type="siglip_vision_model")
+    text = dict(m["llm"]["config"], model_type="qwen2", vocab_size=len(tokenizer) + 2)  # + its <image> tokens
+    cls, conf = {"llava": (LlavaForConditionalGeneration, LlavaConfig),
+                 "llava_onevision": (LlavaOnevisionForConditionalGeneration, LlavaOnevisionConfig)}[kind]
+    torch.manual_seed(123)
+    return cls(conf(vision_config=vision, text_config=text, vision_feature_layer=layer,
+                    vision_feature_select_strategy="full", image_token_index=len(tokenizer))).eval()
+
+
+@pytest.mark.parametrize("kind, layer", [("llava", -2), ("llava_onevision", -1)])
+def test_mllm_starts_from_a_pretrained_llava_layout_checkpoint(tmp_path, cfg, comp, kind, layer):
+    """A tiny checkpoint saved in the official layout loads through the paper-scale loader: the projector (and the
+    ViT and LLM) are the saved ones, and the visual tokens are what the checkpoint's own model computes."""
+    from univid.models.mllm import vit_pixels
+
+    llava = _tiny_llava(cfg, comp.tokenizer, kind, layer)
+    llava.save_pretrained(tmp_path / "ckpt")
+    ours = build(resolve({"model": {"mllm": {"init": {"checkpoint": str(tmp_path / "ckpt")}}}}), parts=("mllm",))
+    mllm = ours.model.mllm
+    proj = llava.model.multi_modal_projector
+    for mine, saved in ((mllm.vision_proj[0], proj.linear_1), (mllm.vision_proj[2], proj.linear_2)):
+        assert torch.equal(mine.weight, saved.weight) and torch.equal(mine.bias, saved.bias)
+    saved_vit, saved_llm = llava.model.vision_tower.state_dict(), llava.model.language_model.state_dict()
+    assert all(torch.equal(t, saved_vit[n]) for n, t in mllm.vit.state_dict().items())
+    assert all(torch.equal(t, saved_llm[n]) for n, t in mllm.llm.model.state_dict().items())
+    assert mllm.vision_feature_layer == layer
+    frames = torch.randint(0, 256, (2, 40, 40, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    ids = torch.tensor([comp.tokenizer("a red circle moving right").input_ids])
+    pixels = vit_pixels(frames, 32)
+    seen = []  # what the checkpoint's own projector outputs on its own choice of ViT features
+    hook = llava.model.multi_modal_projector.register_forward_hook(lambda module, args, out: seen.append(out))
+    with torch.no_grad():
+        if kind == "llava":
+            llava.model.get_image_features(pixel_values=pixels)
+        else:  # several images per sample: one tile each, no anyres split
+            llava.model.get_image_features(pixel_values=pixels.unsqueeze(1), image_sizes=torch.tensor([[32, 32]] * 2),
+                                           batch_num_images=torch.tensor([2]))
+        hook.remove()
+        assert torch.equal(mllm.vit_tokens(frames), seen[0])
+        # the Actor's frame pool keeps the same features as patch tokens (and says which in its cache id)
+        from univid.reflection.frame_pool import VisionEncoder
+
+        pool = VisionEncoder(mllm.vit, feature_layer=mllm.vision_feature_layer)
+        _, patches = pool.encode(frames.numpy())
+        assert torch.equal(mllm.vision_proj(patches), seen[0]) and pool.encoder_id.endswith(f"@hidden{layer}")
+        assert torch.equal(mllm.llm(input_ids=ids).logits, llava(input_ids=ids).logits)
+    # the VAE branch has no LLaVA counterpart: drawn as a fresh build draws it
+    assert torch.equal(mllm.vae_proj.weight, comp.model.mllm.vae_proj.weight)
+    # "the last two ViT blocks" are the last two the projector's features pass through (3 tiny blocks)
+    import re
+
+    from univid.train.trainable import trainable_names
+
+    blocks = {int(re.search(r"layers\.(\d+)\.", n).group(1)) for n in trainable_names(ours, cfg, 2) if ".layers." in n}
+    assert blocks == ({0, 1} if layer == -2 else {1, 2})
+
+
+def test_fresh_mllm_is_todays_model_and_a_wrong_checkpoint_is_one_line(tmp_path, cfg, comp):
+    from torch import nn
+
+    from univid.models.builder import SEED_OFFSETS
+
+    assert cfg["model"]["mllm"] == {"init": "fresh"} and resolve({"scale": "paper"})["model"]["mllm"]["init"] == "fresh"
+    mllm = comp.model.mllm
+    assert mllm.vision_feature_layer is None  # the projector reads last_hidden_state
+    torch.manual_seed(cfg["seed"] + SEED_OFFSETS["projections"])  # the projector as drawn before model.mllm existed
+    d, dv = mllm.hidden_size, mllm.vit.config.hidden_size
+    drawn = nn.Sequential(nn.Linear(dv, d), nn.GELU(), nn.Linear(d, d))
+    assert all(torch.equal(a, b) for a, b in zip(drawn.parameters(), mllm.vision_proj.parameters()))
+    frames = torch.randint(0, 256, (1, 32, 32, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    from univid.models.mllm import vit_pixels
+
+    with torch.no_grad():
+        assert torch.equal(mllm.vit_tokens(frames), mllm.vision_proj(mllm.vit(pixel_values=vit_pixels(frames, 32))
+                                                                      .last_hidden_state))
+    llava = _tiny_llava(cfg, comp.tokenizer, "llava", -1)
+    llava.config.projector_hidden_act = "relu"
+    llava.save_pretrained(tmp_path / "relu")
+    with pytest.raises(ValueError, match=r"model.mllm.init.checkpoint '.*relu': projector_hidden_act 'relu' "
+                                         r"\(expected 'gelu'"):
+        build(resolve({"model": {"mllm": {"init": {"checkpoint": str(tmp_path / "relu")}}}}), parts=("mllm",))
+    with pytest.raises(FileNotFoundError, match="model.mllm.init.checkpoint.path .*not found"):
+        build(resolve({"model": {"mllm": {"init": {"checkpoint": str(tmp_path / "nope")}}}}), parts=("mllm",))
+    with pytest.raises(Exception, match=r"model.mllm.init' = 'pretrained': expected fresh"):
+        resolve({"model": {"mllm": {"init": "pretrained"}}})

@@ -40,6 +40,8 @@ CONNECTOR = r"connector\..+"
 VISION_PROJ = r"mllm\.vision_proj\..+"
 VAE_PROJ = r"mllm\.vae_proj\..+"
 VIT_LAST2 = r"mllm\.vit\.(vision_model\.)?encoder\.layers\.[12]\..+"  # smoke ViT: 3 blocks, last 2 train
+SELF_LORA = r"dit\.blocks\.\d+\.attn1\.(to_q|to_k|to_v|to_out\.0)\.lora_[AB]\.default\.weight"
+VAE_BLOCKS = r"vae\.encoder\.(down_blocks\.\d+\.(resnets\..+|downsampler\.resample\..+)|mid_block\..+)"  # no time_conv
 EXPECTED = {
     (1, None): (CONNECTOR, LORA),
     (2, None): (VIT_LAST2, VISION_PROJ),
@@ -134,6 +136,65 @@ def test_stage3_phases_train_exactly_their_sets(cfg, curated, precomputed):
     for n, p in run.comp.model.named_parameters():
         if n in frozen_before:
             assert torch.equal(p, frozen_before[n]), n
+
+
+@pytest.mark.parametrize("targets, want", [("cross_attn", (CONNECTOR, LORA)),
+                                           ("self_and_cross_attn", (CONNECTOR, LORA, SELF_LORA))])
+def test_stage1_lora_targets_pick_the_dit_attention_it_trains(curated, precomputed, targets, want):
+    """train.stage1.lora_targets: A.3's cross-attention LoRA (default) or Sec. 3.2's self- and cross-attention."""
+    cfg = _cfg(stage1={"lora_targets": targets}, stage3=STAGE3)
+    run = prepare(1, cfg, curated, max_steps=1, precompute_dir=precomputed)
+    expected = _expected(run.comp, want)
+    n_lora = sum(bool(re.fullmatch(LORA, n) or re.fullmatch(SELF_LORA, n)) for n in expected)
+    assert n_lora == (16 if targets == "cross_attn" else 32)  # 2 blocks x 4 projections x A/B, per attention
+    assert set(run.names) == expected
+    train_step(run, 0)
+    assert _requires_grad(run.comp) == expected and _grads(run.comp) == expected
+    # Stage III's DiT LoRA is the same adapter (phase b: adapter + DiT LoRA)
+    assert set(trainable_names(run.comp, cfg, 3, "b")) == _expected(run.comp, (VAE_PROJ,) + want)
+
+
+@pytest.mark.parametrize("vae, want", [("frozen", (VIT_LAST2, VISION_PROJ)),
+                                       ("trainable_blocks", (VIT_LAST2, VISION_PROJ, VAE_BLOCKS))])
+def test_stage2_vae_choice_sets_what_trains(curated, vae, want):
+    """train.stage2.vae: A.3's frozen VAE (default; stage II builds no VAE) or Sec. 3.2's "and the VAE blocks",
+    whose encoder blocks then get gradients through the SFT's VAE tokens."""
+    cfg = _cfg(stage2={"vae": vae}, stage3=STAGE3)
+    run = prepare(2, cfg, curated, max_steps=1)
+    assert (run.comp.model.vae is not None) == (vae == "trainable_blocks")
+    expected = _expected(run.comp, want)
+    assert set(run.names) == expected
+    if vae == "trainable_blocks":
+        assert any(n.startswith("vae.encoder.down_blocks.") for n in expected)
+        assert any(n.startswith("vae.encoder.mid_block.") for n in expected)
+        assert not any(n.startswith(("vae.decoder.", "vae.encoder.conv_in.", "vae.quant_conv.")) for n in expected)
+    before = {n: p.detach().clone() for n, p in run.comp.model.named_parameters()}
+    train_step(run, 0)
+    assert _requires_grad(run.comp) == expected and _grads(run.comp) == expected
+    changed = {n for n, p in run.comp.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed <= expected and (vae == "frozen" or any(n.startswith("vae.") for n in changed))
+
+
+def test_sft_vae_tokens_are_what_the_actor_sees(cfg):
+    """Stage II's VAE tokens (train.stage2.vae: trainable_blocks) follow all ViT tokens, each frame encoded as the
+    Actor's frame pool encodes it (univid.reflection.frame_pool.VaeFrameEncoder)."""
+    from univid.reflection.frame_pool import VaeFrameEncoder
+
+    comp = build(cfg, parts=("mllm", "vae"))
+    pieces = [conversation_pieces(comp.tokenizer, [{"from": "human", "value": "<video>\nWhat color?"},
+                                                   {"from": "gpt", "value": "red"}])]
+    frames = torch.randint(0, 256, (1, 2, 40, 56, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    with torch.no_grad():
+        vit_only, _, _ = sft_batch(comp, frames, pieces)
+        both, _, _ = sft_batch(comp, frames, pieces, "vit+vae")
+        mllm = comp.model.mllm
+        vit = mllm.vit_tokens(frames[0]).flatten(0, 1)
+        latents = VaeFrameEncoder(comp.model.vae).encode(frames[0].numpy())  # [K, C, h, w], crop 32x48
+        vae = mllm.vae_tokens(latents.unsqueeze(2)).flatten(0, 1)
+    start = next(i for i in range(both.shape[1]) if torch.equal(both[0, i], vit[0]))
+    assert torch.equal(both[0, start:start + len(vit)], vit)
+    assert torch.allclose(both[0, start + len(vit):start + len(vit) + len(vae)], vae, atol=1e-6)
+    assert both.shape[1] == vit_only.shape[1] + len(vae) and len(vae) == 2 * (32 // 16) * (48 // 16)
 
 
 def test_sft_loss_is_on_assistant_tokens_only(cfg):

@@ -17,14 +17,15 @@ JOBS = ("curate", "precompute", "stage1", "stage2", "stage3", "generate", "evalu
 BENCHMARK_JOBS = {"vbench_long": "evaluate", "videoqa": "videoqa", "suites": "suite"}
 
 # model sub-sections each job reads
-_GEN_MODEL = ("tokenizer", "llm", "vit", "vae", "dit", "scheduler", "connector", "encoders", "max_text_tokens",
+# (`mllm`: where the MLLM starts, fresh or a pretrained checkpoint; every job that builds the MLLM reads it)
+_GEN_MODEL = ("tokenizer", "mllm", "llm", "vit", "vae", "dit", "scheduler", "connector", "encoders", "max_text_tokens",
               "conditioning", "text_encoder")
-_UND_MODEL = ("tokenizer", "llm", "vit", "max_text_tokens")
+_UND_MODEL = ("tokenizer", "mllm", "llm", "vit", "max_text_tokens")
 # The precompute job's frozen encoders: the VAE, and the caption's encoder (MLLM or UMT5). Not the DiT, connector
 # or encoders choice (its captions are text-only), and not `tma`: every Table-4 variant reads the same shards.
-_PRECOMPUTE_MODEL = ("tokenizer", "llm", "vit", "vae", "max_text_tokens", "conditioning", "text_encoder")
+_PRECOMPUTE_MODEL = ("tokenizer", "mllm", "llm", "vit", "vae", "max_text_tokens", "conditioning", "text_encoder")
 # The Actor may read VAE latents too (understanding.encoders, paper Table 9).
-_ACTOR_MODEL = ("tokenizer", "llm", "vit", "vae", "max_text_tokens")
+_ACTOR_MODEL = ("tokenizer", "mllm", "llm", "vit", "vae", "max_text_tokens")
 
 
 def _pick(section: dict, keys) -> dict:
@@ -61,7 +62,10 @@ def job_configs(cfg: dict) -> dict[str, dict]:
     engine = {k: tr[k] for k in ("mixed_precision", "gradient_checkpointing", "num_workers")}
     add("stage1", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
                    "train": {"stage1": tr["stage1"], **engine}}, ("curate", "precompute"))
-    add("stage2", {"model": _pick(cfg["model"], _UND_MODEL), "train": {"stage2": tr["stage2"], **engine}}, ("curate",))
+    # Stage II reads the VAE only when its blocks train (train.stage2.vae: trainable_blocks, Sec. 3.2's reading).
+    stage2_model = _UND_MODEL + (("vae",) if tr["stage2"]["vae"] != "frozen" else ())
+    add("stage2", {"model": _pick(cfg["model"], stage2_model), "train": {"stage2": tr["stage2"], **engine}},
+        ("curate",))
     add("stage3", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
                    "train": {"stage1": tr["stage1"], "stage3": tr["stage3"], **engine}},
         ("curate", "precompute", "stage1", "stage2"))

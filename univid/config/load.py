@@ -64,6 +64,8 @@ def _error_line(err: jsonschema.ValidationError) -> str:
         return f"config key '{where}' = {err.instance!r}: expected one of {', '.join(map(repr, err.validator_value))}"
     if err.validator == "type":
         return f"config key '{where}' = {err.instance!r}: expected type {err.validator_value}"
+    if err.validator in ("oneOf", "anyOf") and err.schema.get("description"):
+        return f"config key '{where}' = {err.instance!r}: expected {err.schema['description']}"
     if err.validator == "required":
         return f"config key '{where}': {err.message}"
     return f"config key '{where}' = {err.instance!r}: {err.message}"

@@ -1,7 +1,11 @@
 """Which backend serves each role. Roles name a backend of `llm.backends` plus their decoding parameters. A name may be
 served by a stand-in (`llm.stand_ins`: smoke scale serves the paper's API and 7B backends by small offline models),
 and every record says so, e.g. "qwen2-7b (smoke stand-in: gemma-3-270m)". Roles served by the same backend share
-one instance (one model load) and, through the response cache keyed by the serving backend, their replies."""
+one instance (one model load) and, through the response cache keyed by the serving backend, their replies.
+
+`understanding.routing_follows_evaluator` makes the classifier (question-type routing) use the evaluator's backend
+(paper Sec. 3.2: one model evaluates and determines the type of questions), so swapping the Evaluator (Table 8)
+moves routing with it; the classifier keeps its own decoding parameters."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ class RoleLLM:
     decoding: dict
     stand_in: str | None = None  # the backend actually serving `backend_name`, when it is a stand-in
     scale: str | None = None
+    follows: str | None = None  # the role whose backend this role uses (routing_follows_evaluator), if any
     calls: int = 0  # generate() calls through this role (cached or not)
     failures: int = 0  # of them, the ones whose backend failed (after its own retries)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -36,7 +41,8 @@ class RoleLLM:
 
     def record(self) -> dict:
         return {"backend": self.label, "name": self.backend_name, "stand_in": self.stand_in,
-                "backend_id": self.backend_id, "model": self.model_id, **self.decoding}
+                "backend_id": self.backend_id, "model": self.model_id, **self.decoding,
+                **({"follows": self.follows} if self.follows else {})}
 
     @property
     def backend_id(self) -> str:
@@ -109,8 +115,9 @@ def role_llms(cfg: dict, backends: dict | None = None, cache: ResponseCache | No
     out = {}
     for role in ROLES:
         rc = llm_cfg["roles"][role]
-        name = rc["backend"]
-        serving = serving_backend(llm_cfg, name, f"llm.roles.{role}.backend")
+        follows = followed_role(cfg, role)
+        name = llm_cfg["roles"][follows or role]["backend"]
+        serving = serving_backend(llm_cfg, name, f"llm.roles.{follows or role}.backend")
         if serving not in built:
             if backends is not None and serving in backends:
                 backend = backends[serving]
@@ -120,8 +127,16 @@ def role_llms(cfg: dict, backends: dict | None = None, cache: ResponseCache | No
         decoding = {"max_new_tokens": rc["max_new_tokens"], "temperature": rc.get("temperature", 0.0),
                     **({"response_prefix": rc["response_prefix"]} if rc.get("response_prefix") else {})}
         out[role] = RoleLLM(role, name, built[serving], decoding,
-                            stand_in=serving if serving != name else None, scale=cfg.get("scale"))
+                            stand_in=serving if serving != name else None, scale=cfg.get("scale"), follows=follows)
     return out
+
+
+def followed_role(cfg: dict, role: str) -> str | None:
+    """The role whose backend serves `role`: the evaluator's for the classifier when
+    understanding.routing_follows_evaluator is on; None (its own llm.roles.<role>.backend) otherwise."""
+    if role == "classifier" and (cfg.get("understanding") or {}).get("routing_follows_evaluator", False):
+        return "evaluator"
+    return None
 
 
 def serving_backend(llm_cfg: dict, name: str, where: str = "llm backend") -> str:

@@ -9,6 +9,10 @@ low-CPU-memory loading), never as a float32 copy cast afterwards. The DiT, LLM, 
 config's `dtype`, except the modules a class keeps in float32 (diffusers' `_keep_in_fp32_modules`: Wan's time
 embedder, norms and modulation tables); the Wan VAE always stays float32, as diffusers' Wan examples run it.
 A job builds only the parts it uses (`parts`): understanding jobs never construct the DiT.
+
+The MLLM starts `fresh` (ViT from model.vit, LLM from model.llm, a seeded-random ViT-to-LLM projector) or from a
+pretrained multimodal checkpoint in the transformers LLaVA layout (`model.mllm.init: {checkpoint: PATH}`), which
+supplies the ViT, the LLM and the projector together.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3
 from peft import LoraConfig
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import (AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, SiglipVisionConfig, SiglipVisionModel,
-                          UMT5Config, UMT5EncoderModel)
+from transformers import (AutoConfig, AutoTokenizer, LlavaForConditionalGeneration,
+                          LlavaOnevisionForConditionalGeneration, Qwen2Config, Qwen2ForCausalLM, SiglipVisionConfig,
+                          SiglipVisionModel, UMT5Config, UMT5EncoderModel)
 
 from univid.io import atomic_path
 from univid.models.connector import Connector
@@ -35,6 +40,10 @@ from univid.models.tokenizer import load_tokenizer
 CONDITIONINGS = ("mllm", "t5")  # paper Table 3: UniVid (MLLM -> connector) | "w/o MLLM" (Wan's own UMT5)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CROSS_ATTN_LORA_TARGETS = ["attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0"]
+SELF_ATTN_LORA_TARGETS = ["attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0"]
+# train.stage1.lora_targets: where the DiT LoRA goes (Appendix A.3: cross-attention; Sec. 3.2: self- and cross-)
+LORA_TARGETS = {"cross_attn": CROSS_ATTN_LORA_TARGETS,
+                "self_and_cross_attn": SELF_ATTN_LORA_TARGETS + CROSS_ATTN_LORA_TARGETS}
 # What a job can build. The MLLM (llm + vit) is always built. Each random-init part draws from its own seed
 # (cfg seed + SEED_OFFSETS[part]), so a job that leaves parts out builds the others exactly as a job that has them.
 PARTS = ("mllm", "vae", "dit", "connector", "text_encoder")
@@ -77,6 +86,45 @@ def build_vit(spec: dict, dtype: torch.dtype = torch.float32) -> SiglipVisionMod
     if spec.get("path"):
         return SiglipVisionModel.from_pretrained(spec["path"], dtype=dtype, low_cpu_mem_usage=True)
     return cast_keeping_fp32(SiglipVisionModel(SiglipVisionConfig(**spec["config"])), dtype)
+
+
+# model.mllm.init {checkpoint: PATH}: the transformers LLaVA layouts whose parts are the UniVid MLLM's own (a SigLIP
+# vision tower, a Qwen2 LLM, a Linear-GELU-Linear projector).
+MLLM_CHECKPOINTS = {"llava": LlavaForConditionalGeneration, "llava_onevision": LlavaOnevisionForConditionalGeneration}
+
+
+def _mllm_checkpoint_config(path: str):
+    """The checkpoint's config, checked part by part against the UniVid MLLM (one line naming what differs)."""
+    _check_path({"path": path}, "mllm.init.checkpoint")
+    config = AutoConfig.from_pretrained(path)
+    where = f"model.mllm.init.checkpoint '{path}'"
+    expected = {"model_type": (config.model_type, tuple(MLLM_CHECKPOINTS)),
+                "vision_config.model_type": (config.vision_config.model_type, ("siglip_vision_model",)),
+                "text_config.model_type": (config.text_config.model_type, ("qwen2",)),
+                "projector_hidden_act": (config.projector_hidden_act, ("gelu",)),
+                # SigLIP has no CLS token: 'default' would drop a patch
+                "vision_feature_select_strategy": (config.vision_feature_select_strategy, ("full",)),
+                "multimodal_projector_bias": (getattr(config, "multimodal_projector_bias", True), (True,))}
+    for key, (got, allowed) in expected.items():
+        if got not in allowed:
+            raise ValueError(f"{where}: {key} {got!r} (expected {' or '.join(map(repr, allowed))}: a LLaVA-layout "
+                             f"SigLIP + Qwen2 model with a Linear-GELU-Linear projector)")
+    if not isinstance(config.vision_feature_layer, int):
+        raise ValueError(f"{where}: vision_feature_layer {config.vision_feature_layer!r} (expected one layer, an int)")
+    return config
+
+
+def load_mllm_checkpoint(path: str, dtype: torch.dtype = torch.float32):
+    """(Qwen2ForCausalLM, SiglipVisionModel, projector (linear_1, linear_2), vision_feature_layer) from a pretrained
+    multimodal checkpoint in the transformers LLaVA layout, loaded straight into `dtype`. The LLM and the vision tower
+    are the checkpoint's own modules (no copy): the language model and LM head go into a Qwen2ForCausalLM shell."""
+    config = _mllm_checkpoint_config(path)
+    full = MLLM_CHECKPOINTS[config.model_type].from_pretrained(path, dtype=dtype, low_cpu_mem_usage=True)
+    with torch.device("meta"):  # an empty shell: its two parts are replaced by the checkpoint's
+        llm = Qwen2ForCausalLM(config.text_config)
+    llm.model, llm.lm_head = full.model.language_model, full.lm_head
+    proj = full.model.multi_modal_projector
+    return llm, full.model.vision_tower, (proj.linear_1, proj.linear_2), config.vision_feature_layer
 
 
 def build_vae(spec: dict) -> AutoencoderKLWan:
@@ -188,16 +236,32 @@ def build(cfg: dict, parts: tuple[str, ...] | None = None) -> Components:
     tokenizer = load_tokenizer(m["tokenizer"])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    seeded("llm")
-    llm = build_llm(m["llm"], vocab_size=len(tokenizer), dtype=dtype)
-    seeded("vit")
-    vit = build_vit(m["vit"], dtype=dtype)
+    init = m["mllm"]["init"]
+    pretrained = None
+    if init == "fresh":
+        seeded("llm")
+        llm = build_llm(m["llm"], vocab_size=len(tokenizer), dtype=dtype)
+        seeded("vit")
+        vit = build_vit(m["vit"], dtype=dtype)
+    else:  # a pretrained multimodal model: ViT, LLM and projector come from it (model.llm / model.vit are not read)
+        llm, vit, pretrained, layer = load_mllm_checkpoint(init["checkpoint"], dtype=dtype)
+        if llm.get_input_embeddings().num_embeddings < len(tokenizer):
+            raise ValueError(f"model.mllm.init.checkpoint: {llm.get_input_embeddings().num_embeddings} token "
+                             f"embeddings but model.tokenizer has {len(tokenizer)} tokens (expected the "
+                             f"checkpoint's own tokenizer, or its LLM's)")
     seeded("vae")
     vae = build_vae(m["vae"]) if "vae" in parts else None
     seeded("dit")
     dit = build_dit(m["dit"], dtype=dtype) if "dit" in parts else None
     seeded("projections")
     mllm = UniVidMLLM(llm, vit, vae_z_dim=vae.config.z_dim if vae is not None else vae_z_dim(m["vae"]))
+    if pretrained is not None:
+        # the projector the checkpoint's LLM was trained with (vae_proj, which LLaVA lacks, stays as drawn above)
+        with torch.no_grad():
+            for ours, theirs in zip((mllm.vision_proj[0], mllm.vision_proj[2]), pretrained):
+                ours.weight.copy_(theirs.weight)
+                ours.bias.copy_(theirs.bias)
+        mllm.vision_feature_layer = layer
     connector = None
     if "connector" in parts:
         c = m["connector"]
@@ -207,10 +271,13 @@ def build(cfg: dict, parts: tuple[str, ...] | None = None) -> Components:
     tma = TMAState.from_config(cfg["tma"])
     if dit is not None:
         s1 = cfg["train"]["stage1"]
-        # LoRA on the DiT cross-attention (B is zero-initialised, so an untrained adapter is the identity).
+        targets = s1["lora_targets"]
+        if targets not in LORA_TARGETS:
+            raise ValueError(f"train.stage1.lora_targets {targets!r}: expected one of {', '.join(LORA_TARGETS)}")
+        # LoRA on the DiT attention (B is zero-initialised, so an untrained adapter is the identity).
         seeded("lora")
         dit.add_adapter(LoraConfig(r=s1["lora_r"], lora_alpha=s1["lora_alpha"], lora_dropout=s1["lora_dropout"],
-                                   target_modules=CROSS_ATTN_LORA_TARGETS, init_lora_weights=True))
+                                   target_modules=LORA_TARGETS[targets], init_lora_weights=True))
         install_tma(dit, tma)
     text_encoder = text_tokenizer = None
     if conditioning == "t5" and "text_encoder" in parts:

@@ -4,13 +4,15 @@
   mllm: tokenizer -> MLLM (reference image through the configured encoders) -> connector (UniVid);
   t5:   Wan's own UMT5 text encoder, encoded by diffusers' WanPipeline.encode_prompt itself ("w/o MLLM"): the last
         hidden state, padded with zeros to `max_text_tokens`. A TI2V reference image then reaches the DiT only through
-        the pipeline's VAE path (the pinned first latent frame); every context token is a text token.
+        the pipeline's VAE path (the pinned first latent frame); every context token is a text token or padding
+        (`padding_keys`: TMA scales the text keys only).
 """
 
 from __future__ import annotations
 
 import torch
 from diffusers import WanPipeline
+from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 
 from univid.models.builder import Components
 
@@ -41,6 +43,20 @@ def encode_t5(comp: Components, texts: list[str]):
                                                     max_sequence_length=comp.max_text_tokens, device=comp.device,
                                                     dtype=comp.dtype)
     return context, torch.zeros(context.shape[:2], dtype=torch.bool, device=context.device)
+
+
+def padding_keys(comp: Components, texts: list[str]) -> torch.Tensor | None:
+    """[B, M] bool, True where the DiT context of `texts` is padding, not a token; None when it has none.
+
+    MLLM: none (the connector resamples each prompt's real tokens to exactly `num_tokens`). T5: the positions past
+    each prompt's tokens, from the UMT5 tokenizer's attention mask, tokenized exactly as WanPipeline does before it
+    zero-pads the hidden states to `max_text_tokens` (`_get_t5_prompt_embeds`)."""
+    if comp.conditioning != "t5":
+        return None
+    enc = comp.text_tokenizer([prompt_clean(t) for t in texts], padding="max_length", max_length=comp.max_text_tokens,
+                              truncation=True, add_special_tokens=True, return_attention_mask=True,
+                              return_tensors="pt")
+    return enc.attention_mask.eq(0).to(comp.device)
 
 
 def encode_condition(comp: Components, texts: list[str], image=None, image_latents=None):

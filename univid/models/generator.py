@@ -6,7 +6,8 @@ TI2V the first latent frame is the reference image's latent at every step and it
 
 TMA progress advances in `callback_on_step_end`, i.e. once per denoising step; both CFG branches of a step run
 before it, so they see the same alpha. Each branch's context is registered with its token provenance
-(`TMAState.branch_contexts`), so image-derived tokens get alpha_img in the conditional and the negative branch alike.
+(`TMAState.branch_contexts`), so image-derived tokens get alpha_img, and UMT5 padding keys alpha 1, in the conditional
+and the negative branch alike.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from diffusers import WanImageToVideoPipeline, WanPipeline
 
 from univid.models.builder import Components
-from univid.models.conditioning import encode_condition
+from univid.models.conditioning import encode_condition, padding_keys
 
 
 def make_pipeline(comp: Components, ti2v: bool = False) -> WanPipeline | WanImageToVideoPipeline:
@@ -62,6 +63,8 @@ class Condition:
     negative_is_image: torch.Tensor
     image: PIL.Image.Image | None = None  # TI2V reference, as the pipeline takes it
     image_latent: torch.Tensor | None = None  # its normalised VAE latent [1, C, 1, h, w] (the pinned first frame)
+    is_pad: torch.Tensor | None = None  # padding keys of `context` (UMT5 context only), TMA leaves them at 1
+    negative_is_pad: torch.Tensor | None = None
 
 
 def _check_size(pipe, sampling: dict) -> None:
@@ -97,11 +100,12 @@ def condition(comp: Components, pipe, prompt: str, negative_prompt: str, samplin
     ctx, is_img = encode_condition(comp, [prompt], image=frames, image_latents=latent)
     neg, neg_is_img = encode_condition(comp, [negative_prompt], image=frames, image_latents=latent)
     # Cast to the DiT's dtype here so the pipeline's own `.to(dtype)` returns these very tensors (provenance lookup).
-    return Condition(ctx.to(comp.dtype), neg.to(comp.dtype), is_img, neg_is_img, pil, latent)
+    return Condition(ctx.to(comp.dtype), neg.to(comp.dtype), is_img, neg_is_img, pil, latent,
+                     padding_keys(comp, [prompt]), padding_keys(comp, [negative_prompt]))
 
 
-def _mask(is_image: torch.Tensor):
-    return is_image if bool(is_image.any()) else None
+def _mask(mask: torch.Tensor | None):
+    return mask if mask is not None and bool(mask.any()) else None
 
 
 @torch.no_grad()
@@ -127,12 +131,13 @@ def sample(comp: Components, pipe, cond: Condition, sampling: dict, seed: int, p
                   callback_on_step_end=advance)
     if cond.image is not None:
         kwargs["image"] = cond.image
-    comp.tma.branch_contexts = [(cond.context, _mask(cond.is_image)), (cond.negative, _mask(cond.negative_is_image))]
+    comp.tma.branch_contexts = [(cond.context, _mask(cond.is_image), _mask(cond.is_pad)),
+                                (cond.negative, _mask(cond.negative_is_image), _mask(cond.negative_is_pad))]
     try:
         out = pipe(**kwargs)
     finally:
         comp.tma.branch_contexts = []
-        comp.tma.token_is_image = None
+        comp.tma.token_is_image = comp.tma.token_is_pad = None
     return out.frames
 
 

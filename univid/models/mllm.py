@@ -3,6 +3,10 @@
 Generation uses the encoders chosen by `model.encoders` (vit+vae | vit | vae) for a reference image; understanding
 uses the ViT path only (paper Sec. 2.2). Visual tokens are projected into the LLM's token space and placed before
 the text tokens.
+
+The projector reads the ViT's `last_hidden_state` (after SigLIP's post-LayerNorm) when it starts fresh, or the hidden
+state a pretrained LLaVA-layout checkpoint's projector was trained on (its `vision_feature_layer`, an index into the
+tower's hidden states: -1 is the last block's output before the post-LayerNorm), see `model.mllm.init`.
 """
 
 from __future__ import annotations
@@ -26,8 +30,15 @@ def vit_pixels(frames: torch.Tensor, image_size: int) -> torch.Tensor:
     return (x - SIGLIP_MEAN) / SIGLIP_STD
 
 
+def vit_patch_features(vit: nn.Module, pixels: torch.Tensor, layer: int | None = None):
+    """(patch features [N, P, Dv] the projector reads, the ViT's output): `last_hidden_state` for layer None, else
+    `hidden_states[layer]`. The Actor's frame pool and `UniVidMLLM.vit_tokens` both select here."""
+    out = vit(pixel_values=pixels, output_hidden_states=layer is not None)
+    return (out.last_hidden_state if layer is None else out.hidden_states[layer]), out
+
+
 class UniVidMLLM(nn.Module):
-    def __init__(self, llm: nn.Module, vit: nn.Module, vae_z_dim: int):
+    def __init__(self, llm: nn.Module, vit: nn.Module, vae_z_dim: int, vision_feature_layer: int | None = None):
         super().__init__()
         self.llm = llm
         self.vit = vit
@@ -35,6 +46,7 @@ class UniVidMLLM(nn.Module):
         dv = vit.config.hidden_size
         self.vision_proj = nn.Sequential(nn.Linear(dv, d), nn.GELU(), nn.Linear(d, d))
         self.vae_proj = nn.Linear(vae_z_dim, d)
+        self.vision_feature_layer = vision_feature_layer  # None: last_hidden_state (see the module docstring)
 
     @property
     def hidden_size(self) -> int:
@@ -43,7 +55,7 @@ class UniVidMLLM(nn.Module):
     def vit_tokens(self, frames: torch.Tensor) -> torch.Tensor:
         """frames [N, H, W, 3] -> [N, P, d] projected ViT patch tokens."""
         pixels = vit_pixels(frames, self.vit.config.image_size).to(self.vision_proj[0].weight.dtype)
-        feats = self.vit(pixel_values=pixels).last_hidden_state
+        feats, _ = vit_patch_features(self.vit, pixels, self.vision_feature_layer)
         return self.vision_proj(feats)
 
     def vae_tokens(self, latents: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dic
     if weights:
         load_weights(comp.model, weights)
         weights_sha = _file_sha256(Path(weights))[:16]
-    encoder = VisionEncoder(frozen_vit or comp.model.mllm.vit, batch_size=u["encode_batch_size"])
+    encoder = VisionEncoder(frozen_vit or comp.model.mllm.vit, batch_size=u["encode_batch_size"])  # pooled only
     text = TextEncoder(u["retriever"]["text"], tokenizer=comp.tokenizer, seed=cfg["seed"], device=comp.device)
     vdim = comp.model.mllm.vit.config.hidden_size
     if text.dim != vdim:
@@ -57,8 +57,11 @@ def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dic
     roles = role_llms(cfg, backends=backends, cache=cache)
     m = cfg["model"]
     spec_keys = ("tokenizer", "llm", "vit") + (("vae",) if "vae" in encoders else ())
-    identity = {"spec": config_hash({k: m[k] for k in spec_keys}), "seed": cfg["seed"],
-                "weights": weights_sha, "vit": VisionEncoder(comp.model.mllm.vit).encoder_id}
+    spec = {k: m[k] for k in spec_keys}
+    if m["mllm"]["init"] != "fresh":  # a pretrained MLLM replaces llm/vit; fresh keeps the identity (and caches)
+        spec["mllm"] = m["mllm"]
+    actor_vit = VisionEncoder(comp.model.mllm.vit, feature_layer=comp.model.mllm.vision_feature_layer)
+    identity = {"spec": config_hash(spec), "seed": cfg["seed"], "weights": weights_sha, "vit": actor_vit.encoder_id}
     actor = UniVidActor(comp, identity, max_new_tokens=u["actor"]["max_new_tokens"],
                         max_tokens_per_frame=u["actor"]["max_tokens_per_frame"], cache=cache, encoders=encoders,
                         cache_dir=u.get("cache_dir"), batch_size=u["encode_batch_size"])

@@ -51,7 +51,8 @@ class UniVidActor:
             raise ValueError(f"understanding.encoders {encoders!r}: the Actor reads VAE tokens, but these components "
                              f"were built without the VAE (expected build(cfg, parts=('mllm', 'vae')))")
         self.vae_encoder = VaeFrameEncoder(comp.model.vae, batch_size) if "vae" in encoders else None
-        self.vit_encoder = VisionEncoder(self.mllm.vit, batch_size) if "vit" in encoders else None
+        self.vit_encoder = (VisionEncoder(self.mllm.vit, batch_size, feature_layer=self.mllm.vision_feature_layer)
+                            if "vit" in encoders else None)
         self._patches: OrderedDict[str, dict[int, torch.Tensor]] = OrderedDict()
         # What determines the Actor's replies: the model spec + seed (+ a loaded weights file's hash), a digest of
         # the parts that turn frames into tokens, the encoders it reads and the prompt format.

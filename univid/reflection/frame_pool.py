@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from univid.data.video import read_video, uniform_indices, video_info
 from univid.io import atomic_dir
-from univid.models.mllm import vit_pixels
+from univid.models.mllm import vit_patch_features, vit_pixels
 from univid.models.tokenizer import _file_sha256, cache_root
 
 SAMPLING_RULE = "uniform-segment-centres"  # univid.data.video.uniform_indices
@@ -51,12 +51,16 @@ def module_digest(module: torch.nn.Module) -> str:
 
 
 class VisionEncoder:
-    """A SiglipVisionModel (the retrieval tower, or the UniVid ViT for the Actor). Counts passes and frames."""
+    """A SiglipVisionModel (the retrieval tower, or the UniVid ViT for the Actor). Counts passes and frames.
+    `feature_layer`: the hidden state kept as patch tokens (UniVidMLLM.vision_feature_layer; None: last_hidden_state)."""
 
-    def __init__(self, vit: torch.nn.Module, batch_size: int = 64):
+    def __init__(self, vit: torch.nn.Module, batch_size: int = 64, feature_layer: int | None = None):
         self.vit = vit
         self.batch_size = batch_size
-        self.encoder_id = f"{type(vit).__name__}:{module_digest(vit)[:16]}"
+        self.feature_layer = feature_layer
+        # the patch tokens depend on the layer kept: it is part of the id (and so of the pool's cache key)
+        layer = "" if feature_layer is None else f"@hidden{feature_layer}"
+        self.encoder_id = f"{type(vit).__name__}:{module_digest(vit)[:16]}{layer}"
         self.passes = 0
         self.frames_encoded = 0
 
@@ -68,14 +72,14 @@ class VisionEncoder:
         for start in range(0, len(frames), self.batch_size):
             x = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size]))
             pixels = vit_pixels(x, self.vit.config.image_size).to(device=param.device, dtype=param.dtype)
-            out = self.vit(pixel_values=pixels)
+            feats, out = vit_patch_features(self.vit, pixels, self.feature_layer)
             self.passes += 1
             self.frames_encoded += len(x)
             if out.pooler_output is None:
                 raise ValueError("model.vit: the ViT has no pooling head (expected a SigLIP vision tower with "
                                  "vision_use_head: true, whose pooled output lives in the SigLIP text-image space)")
             pooled.append(F.normalize(out.pooler_output.float(), dim=-1).cpu())
-            patches.append(out.last_hidden_state.cpu())
+            patches.append(feats.cpu())
         return torch.cat(pooled), torch.cat(patches)
 
 
@@ -192,21 +196,12 @@ class VaeFrameEncoder:
     @torch.no_grad()
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 [N,H,W,3] -> normalised latents [N, C, h, w] (frames cropped to the VAE's spatial factor)."""
-        from univid.train.losses import normalise_latents
+        from univid.train.losses import frame_latents  # stage II's SFT encodes its frames there too
 
-        factor = int(getattr(self.vae.config, "scale_factor_spatial", 16) or 16)
-        h, w = frames.shape[1] // factor * factor, frames.shape[2] // factor * factor
-        if h == 0 or w == 0:
-            raise ValueError(f"VAE frame tokens: frames of {frames.shape[1]}x{frames.shape[2]} pixels (expected at "
-                             f"least {factor}x{factor}, the VAE's spatial factor)")
-        top, left = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2  # centre crop to a multiple
-        param = next(self.vae.parameters())
         out = []
         for start in range(0, len(frames), self.batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size, top:top + h, left:left + w]))
-            x = x.permute(0, 3, 1, 2).unsqueeze(2).float().div(127.5).sub(1.0).to(device=param.device,
-                                                                                    dtype=param.dtype)
-            latents = normalise_latents(self.vae, self.vae.encode(x).latent_dist.mode())  # [B, C, 1, h, w]
+            x = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size]))
+            latents = frame_latents(self.vae, x)  # [B, C, 1, h, w]
             self.passes += 1
             self.frames_encoded += len(x)
             out.append(latents[:, :, 0].float().cpu())

@@ -27,6 +27,23 @@ def encode_video_latents(comp: Components, frames_uint8: torch.Tensor) -> torch.
     return normalise_latents(comp.model.vae, latents)
 
 
+def frame_latents(vae, frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames [N, H, W, 3] -> normalised latents [N, C, 1, h, w], each frame a one-frame clip (the causal Wan
+    VAE encodes frame 0 alone, as generation's reference image), centre-cropped to a multiple of the VAE's spatial
+    factor. The Actor's VAE tokens (frame pool) and stage II's SFT both encode frames here; gradients flow when the
+    caller does not disable them."""
+    factor = int(getattr(vae.config, "scale_factor_spatial", 16) or 16)
+    h, w = frames.shape[1] // factor * factor, frames.shape[2] // factor * factor
+    if h == 0 or w == 0:
+        raise ValueError(f"VAE frame tokens: frames of {frames.shape[1]}x{frames.shape[2]} pixels (expected at "
+                         f"least {factor}x{factor}, the VAE's spatial factor)")
+    top, left = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2
+    param = next(vae.parameters())
+    x = frames[:, top:top + h, left:left + w].permute(0, 3, 1, 2).unsqueeze(2)
+    x = x.float().div(127.5).sub(1.0).to(device=param.device, dtype=param.dtype)
+    return normalise_latents(vae, vae.encode(x).latent_dist.mode())
+
+
 def train_sigmas(comp: Components, num_steps: int = 1000) -> list[float]:
     """The sampler's own shifted sigma schedule at `num_steps` steps (so training and sampling agree on u = i/N)."""
     sched = type(comp.scheduler).from_config(comp.scheduler.config)
@@ -74,10 +91,13 @@ def online_condition(comp: Components, captions: list[str], drop: list[bool], re
 
 
 def flow_matching_loss(comp: Components, latents: torch.Tensor, noise: torch.Tensor, sigma_index: list[int],
-                       sigmas: list[float], context: torch.Tensor, is_image: torch.Tensor) -> torch.Tensor:
+                       sigmas: list[float], context: torch.Tensor, is_image: torch.Tensor,
+                       is_pad: torch.Tensor | None = None) -> torch.Tensor:
     """MSE between the DiT's velocity and (noise - x0), each sample at its own noise level sigmas[sigma_index[b]],
-    with TMA's progress set per sample to its step (u = i/N of the sampler's schedule, as at inference)."""
+    with TMA's progress set per sample to its step (u = i/N of the sampler's schedule, as at inference). `is_pad`:
+    the context's padding keys (univid.models.conditioning.padding_keys), which TMA leaves unscaled."""
     comp.tma.token_is_image = is_image if bool(is_image.any()) else None
+    comp.tma.token_is_pad = is_pad if is_pad is not None and bool(is_pad.any()) else None
     sigma = [sigmas[i] for i in sigma_index]
     comp.tma.set_samples(list(sigma_index), len(sigmas), sigma)
     s = torch.tensor(sigma, dtype=torch.float32, device=latents.device)
@@ -87,14 +107,22 @@ def flow_matching_loss(comp: Components, latents: torch.Tensor, noise: torch.Ten
     return F.mse_loss(pred.float(), (noise - latents).float())
 
 
-def sft_batch(comp: Components, frames: torch.Tensor, pieces: list[list[Piece]]):
+def sft_batch(comp: Components, frames: torch.Tensor, pieces: list[list[Piece]], encoders: str = "vit"):
     """(inputs_embeds [B, L, d], attention_mask [B, L], labels [B, L]) for a batch of conversations.
 
     frames [B, K, H, W, 3] uint8: K uniformly sampled frames per video, each encoded by the ViT and projected into the
-    LLM space; the K*P visual tokens take the place of the conversation's <video> placeholder. Right-padded."""
+    LLM space; the K*P visual tokens take the place of the conversation's <video> placeholder. With encoders vit+vae
+    (stage II under train.stage2.vae: trainable_blocks) each frame's VAE tokens follow all ViT tokens, in the Actor's
+    order (univid.reflection.actor). Right-padded."""
+    if encoders not in ("vit", "vit+vae"):
+        raise ValueError(f"sft encoders {encoders!r}: expected 'vit' or 'vit+vae'")
     mllm = comp.model.mllm
     b, k = frames.shape[:2]
-    visual = mllm.vit_tokens(frames.flatten(0, 1).to(comp.device)).unflatten(0, (b, k)).flatten(1, 2)  # [B, K*P, d]
+    flat = frames.flatten(0, 1).to(comp.device)
+    visual = mllm.vit_tokens(flat).unflatten(0, (b, k)).flatten(1, 2)  # [B, K*P, d]
+    if encoders == "vit+vae":
+        vae_tokens = mllm.vae_tokens(frame_latents(comp.model.vae, flat))  # [B*K, h*w, d]
+        visual = torch.cat([visual, vae_tokens.to(visual.dtype).unflatten(0, (b, k)).flatten(1, 2)], dim=1)
     embed = mllm.embed_text
     samples = [assemble(p, visual[i], embed) for i, p in enumerate(pieces)]
     length = max(e.shape[0] for e, _ in samples)
@@ -108,9 +136,9 @@ def sft_batch(comp: Components, frames: torch.Tensor, pieces: list[list[Piece]])
     return embeds, mask, labels
 
 
-def sft_loss(comp: Components, frames: torch.Tensor, pieces: list[list[Piece]]) -> torch.Tensor:
+def sft_loss(comp: Components, frames: torch.Tensor, pieces: list[list[Piece]], encoders: str = "vit") -> torch.Tensor:
     """Mean next-token cross-entropy over the assistant tokens of the batch; visual and user tokens carry no loss."""
-    embeds, mask, labels = sft_batch(comp, frames, pieces)
+    embeds, mask, labels = sft_batch(comp, frames, pieces, encoders)
     llm = comp.model.mllm.llm
     hidden = llm.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
     # The LM head only where a label is predicted: the same loss as over full logits, without [B, L, vocab].

@@ -2,7 +2,8 @@
 
 Stage I   (generation alignment): connector + DiT cross-attention LoRA, flow matching with CFG dropout, TMA active,
           on the precomputed VAE latents and frozen MLLM (or UMT5) outputs (univid.train.precompute).
-Stage II  (understanding adaptation): last ViT blocks + vision connector, SFT on assistant tokens only, LLM frozen.
+Stage II  (understanding adaptation): last ViT blocks + vision connector (+ the VAE encoder's blocks with
+          `train.stage2.vae: trainable_blocks`), SFT on assistant tokens only, LLM frozen.
 Stage III (joint): phases a/b/c of Appendix A.3 (see univid.train.trainable), from the weights of I and II; its
           generation batches read the precomputed latents and run the (training) MLLM on the caption and reference.
 
@@ -30,20 +31,25 @@ from tqdm import tqdm
 
 from univid.io import write_json
 from univid.models.builder import GENERATION_PARTS, Components, build, load_weights, save_weights
+from univid.models.conditioning import null_text, padding_keys
 from univid.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from univid.train.loader import (ConversationSamples, GenerationSamples, batch_stream, collate_conversations,
                                  collate_generation, per_device_batch, sample_generator)
 from univid.train.losses import (flow_matching_loss, online_condition, precomputed_condition, sft_loss,
                                  train_sigmas)
 from univid.train.metrics import StepLogger
-from univid.train.trainable import batch_kind, phase_at, phase_schedule, trainable_names, vae_mix
+from univid.train.trainable import (batch_kind, phase_at, phase_schedule, sft_encoders, stage2_trains_vae,
+                                   trainable_names, vae_mix)
 
 MIXED_PRECISION = ("no", "bf16")
 
 
-def stage_parts(stage: int) -> tuple[str, ...]:
-    """Stage II trains and runs the MLLM alone; I and III need the generation parts."""
-    return ("mllm",) if stage == 2 else GENERATION_PARTS
+def stage_parts(stage: int, cfg: dict) -> tuple[str, ...]:
+    """Stage II trains and runs the MLLM alone (and the VAE when its blocks train); I and III need the generation
+    parts."""
+    if stage == 2:
+        return ("mllm", "vae") if stage2_trains_vae(cfg) else ("mllm",)
+    return GENERATION_PARTS
 
 
 def make_accelerator(cfg: dict, stage: int):
@@ -81,7 +87,8 @@ class StageLoss(nn.Module):
     def forward(self, kind: str, batch: dict, phase: str, step: int, start: int, end: int):
         run = self.run
         if kind == "und":
-            return sft_loss(run.comp, batch["frames"], batch["pieces"]), {"samples": batch["ids"]}
+            loss = sft_loss(run.comp, batch["frames"], batch["pieces"], sft_encoders(run.cfg, run.stage))
+            return loss, {"samples": batch["ids"]}
         return _generation_loss(run, batch, phase, step, start, end)
 
 
@@ -115,7 +122,8 @@ class Run:
 
 
 def set_trainable(comp: Components, names: list[str]) -> None:
-    """requires_grad exactly on `names`; train mode except the VAE and the UMT5 text encoder (only ever frozen)."""
+    """requires_grad exactly on `names`; train mode except the VAE and the UMT5 text encoder (the frozen encoders;
+    the Wan VAE has no dropout, so its trainable blocks under train.stage2.vae train the same in eval mode)."""
     comp.model.requires_grad_(False)
     params = dict(comp.model.named_parameters())
     for n in names:
@@ -144,7 +152,7 @@ def prepare(stage: int, cfg: dict, curate_dir: Path, init: list[Path] = (), max_
     total = max_steps or scfg["steps"]
     acc = accelerator or make_accelerator(cfg, stage)
     per_device_batch(scfg["batch_size"], acc.num_processes, scfg["grad_accum"], f"train.stage{stage}")
-    comp = comp or build({**cfg, "device": str(acc.device)}, parts=stage_parts(stage))
+    comp = comp or build({**cfg, "device": str(acc.device)}, parts=stage_parts(stage, cfg))
     for path in init:
         load_weights(comp.model, path)
     schedule = phase_schedule(stage, total, scfg)
@@ -193,6 +201,8 @@ def _generation_loss(run: Run, batch: dict, phase: str, step: int, start: int, e
     comp, scfg = run.comp, run.scfg
     latents = batch["latents"].to(comp.device)
     ref, gain = None, 1.0
+    # The captions as encoded (a dropped one is the null caption): their UMT5 padding keys stay out of TMA's scaling.
+    texts = [null_text(comp) if d else c for c, d in zip(batch["captions"], batch["drop"].tolist())]
     if run.stage == 3:
         # One draw per global batch (the same in every process). Phase a trains only the ViT side, so its
         # generation batches always carry the reference frame.
@@ -205,7 +215,7 @@ def _generation_loss(run: Run, batch: dict, phase: str, step: int, start: int, e
     else:
         context, is_image = precomputed_condition(comp, batch["condition"], batch["condition_mask"])
     loss = flow_matching_loss(comp, latents, batch["noise"].to(comp.device), batch["sigma_index"].tolist(),
-                              run.sigmas, context, is_image)
+                              run.sigmas, context, is_image, padding_keys(comp, texts))
     return loss, {"sigma_index": batch["sigma_index"].tolist(), "reference": ref is not None,
                   "vae_mix": gain if ref is not None else 0.0}
 

@@ -8,6 +8,14 @@ The paper's terms, as modules of `univid.models.builder.UniVid` (names are check
   "last n ViT blocks"                                    -> the last n layers of the ViT encoder (`mllm.vit...layers.i.*`)
   Stage III "adapter", whose input gains the VAE features -> `connector.*` + `mllm.vae_proj.*` (the MLLM -> DiT
                                                             conditioning path and its VAE-latent input branch)
+  Stage II "the VAE blocks" (Sec. 3.2; `train.stage2.vae: trainable_blocks`, frozen by default as in A.3)
+                                                         -> the VAE encoder's blocks (`vae.encoder.down_blocks.*`,
+                                                            `vae.encoder.mid_block.*`, less the temporal
+                                                            downsamplers a one-frame clip never runs): the VAE's part
+                                                            on the understanding path (the decoder never sees a QA batch)
+
+The DiT LoRA covers cross-attention, or self- and cross-attention with `train.stage1.lora_targets:
+self_and_cross_attn` (Sec. 3.2's reading): `dit_lora` is every LoRA tensor the builder put on the DiT.
 
 Stage III phases (Appendix A.3, fractions of the stage's steps in `train.stage3.phases`):
   a: last ViT blocks + connector train, adapter and DiT LoRA frozen (generation batches carry the reference frame,
@@ -33,6 +41,21 @@ PHASE_PARTS = {"a": ("vit_blocks", "vision_proj"),
                "c": ("vit_blocks", "vision_proj", "connector", "vae_proj", "dit_lora")}
 STAGE_PARTS = {1: ("connector", "dit_lora"), 2: ("vit_blocks", "vision_proj"), 3: PHASE_PARTS["c"]}
 MLLM_CONDITIONING_PARTS = ("connector", "vae_proj")  # exist only on the MLLM -> DiT conditioning path
+STAGE2_VAE = ("frozen", "trainable_blocks")  # train.stage2.vae
+
+
+def stage2_trains_vae(cfg: dict) -> bool:
+    """Sec. 3.2's reading of stage II ("... and the VAE blocks"); A.3's (frozen VAE) is the default."""
+    choice = cfg["train"]["stage2"].get("vae", "frozen")
+    if choice not in STAGE2_VAE:
+        raise ValueError(f"train.stage2.vae {choice!r}: expected one of {', '.join(STAGE2_VAE)}")
+    return choice == "trainable_blocks"
+
+
+def sft_encoders(cfg: dict, stage: int) -> str:
+    """What the SFT feeds of each frame: ViT tokens, plus VAE tokens where the VAE blocks train (they need a path
+    to the loss)."""
+    return "vit+vae" if stage == 2 and stage2_trains_vae(cfg) else "vit"
 
 
 def vit_layers(vit: nn.Module) -> nn.ModuleList:
@@ -61,18 +84,30 @@ def part_names(comp: Components, part: str, vit_blocks: int) -> list[str]:
         return _names_of(model, [model.mllm.vision_proj])
     if part == "vae_proj":
         return _names_of(model, [model.mllm.vae_proj])
+    if part == "vae_blocks":
+        # Frames enter the VAE as one-frame clips, which the temporal downsamplers (time_conv) never see: they would
+        # be trainable without a gradient, so they are not in the set.
+        names = _names_of(model, [model.vae.encoder.down_blocks, model.vae.encoder.mid_block])
+        return [n for n in names if ".time_conv." not in n]
     if part == "vit_blocks":
-        layers = vit_layers(model.mllm.vit)
+        layers = list(vit_layers(model.mllm.vit))
+        layer = model.mllm.vision_feature_layer  # a pretrained projector may read an earlier block's output
+        if layer is not None:  # hidden_states[k] is the output of the first k blocks (0: the embeddings)
+            layers = layers[:layer % (len(layers) + 1)]
         if vit_blocks > len(layers):
-            raise ValueError(f"trainable_vit_blocks {vit_blocks}: the ViT has only {len(layers)} blocks")
-        return _names_of(model, list(layers)[len(layers) - vit_blocks:])
-    raise ValueError(f"trainable part {part!r}: expected one of connector, dit_lora, vision_proj, vae_proj, vit_blocks")
+            raise ValueError(f"trainable_vit_blocks {vit_blocks}: the ViT has only {len(layers)} blocks up to the "
+                             f"features the projector reads")
+        return _names_of(model, layers[len(layers) - vit_blocks:])
+    raise ValueError(f"trainable part {part!r}: expected one of connector, dit_lora, vision_proj, vae_proj, vit_blocks, "
+                     f"vae_blocks")
 
 
 def trainable_names(comp: Components, cfg: dict, stage: int, phase: str | None = None) -> list[str]:
     """The exact names a stage (Stage III: a phase; no phase = the union over its phases) trains, in model order."""
     scfg = cfg["train"][f"stage{stage}"]
     parts = PHASE_PARTS[phase] if phase else STAGE_PARTS[stage]
+    if stage == 2 and stage2_trains_vae(cfg):
+        parts = parts + ("vae_blocks",)
     if comp.conditioning == "t5":
         parts = tuple(p for p in parts if p not in MLLM_CONDITIONING_PARTS)
     chosen = {n for part in parts for n in part_names(comp, part, scfg.get("trainable_vit_blocks", 0))}
