@@ -201,11 +201,16 @@ def test_smoke_judges_with_the_rubric_and_reports_the_llm_judges_agreement(tmp_p
     from univid.eval.videoqa.run import judge_agreement
     from univid.llm.roles import role_llms
 
+    from univid.llm.roles import role_on_backend
+
     cfg = resolve({"llm": {"cache_path": str(tmp_path / "llm.sqlite")}})
-    assert cfg["llm"]["roles"]["judge"]["backend"] == "synthetic-vocab"
-    assert cfg["eval"]["videoqa"]["judge"]["agreement"] == "gpt-4o"
-    judge = role_llms(cfg, backends={"smollm2-135m": Scripted(["x"]), "gemma-3-270m": Scripted(["x"])})["judge"]
+    assert cfg["eval"]["videoqa"]["judge"] == {"retries": 5, "backend": "synthetic-vocab", "agreement": "gpt-4o"}
+    # the judge role itself stays the paper's LLM judge (MMBench-Video's, and Video-QA's agreement judge)
+    roles = role_llms(cfg, backends={"smollm2-135m": Scripted(["x"]), "gemma-3-270m": Scripted(["x"])})
+    assert roles["judge"].label == "gpt-4o (smoke stand-in: smollm2-135m)"
+    judge = role_on_backend(cfg, "judge", "synthetic-vocab")
     assert judge.label == "synthetic-vocab" and judge.backend_id.startswith("vocab:")
+    assert judge.decoding == {"max_new_tokens": 24, "temperature": 0.0}
     rows = [{"question": "What color is the square?", "answer": "red", "pred_answer": p, "failed": False, **v}
             for p, v in (("red", {"pred": "yes", "score": 5}), ("blue", {"pred": "no", "score": 1}),
                          ("red", {"pred": "yes", "score": 5}))]

@@ -262,7 +262,7 @@ def test_paper_backend_names_mean_the_same_at_both_scales(tmp_path):
     roles = role_llms(smoke, backends={"gemma-3-270m": gemma, "smollm2-135m": smol})
     assert roles["evaluator"].label == "qwen2-7b (smoke stand-in: gemma-3-270m)"
     assert roles["reflector"].label == "llava-1.6-7b (smoke stand-in: smollm2-135m)"
-    assert roles["judge"].record()["backend"] == "synthetic-vocab"  # smoke judges by rubric (vocab_judge.py)
+    assert roles["judge"].record()["backend"] == "gpt-4o (smoke stand-in: smollm2-135m)"
     assert roles["classifier"].label == "deepseek-v3.1 (smoke stand-in: smollm2-135m)"
     assert roles["evaluator"].llm.backend is gemma and roles["reflector"].llm is roles["classifier"].llm  # one SmolLM2
     paper = resolve({"scale": "paper"}, overrides=swap)

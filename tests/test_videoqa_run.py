@@ -115,10 +115,9 @@ def _job(tmp_path, stub_url, weights="none", videoqa=None, stub=None):
                 "backends": {"stub": {"kind": "openai", "base_url": stub_url, "model": "stub", "timeout_s": 5,
                                       "max_retries": 0, **(stub or {})}},
                 # the paper's role backends by name (smoke roles), each served by the stub
-                "stand_ins": {"deepseek-v3.1": "stub", "qwen-plus": "stub", "gpt-4o": "stub"},
-                "roles": {"judge": {"backend": "gpt-4o"}}},  # the LLM judge path (smoke's default is the rubric)
+                "stand_ins": {"deepseek-v3.1": "stub", "qwen-plus": "stub", "gpt-4o": "stub"}},
         "eval": {"cache_dir": str(tmp_path / "eval"), "videoqa": {"max_questions": 3, "synthetic": SYN,
-                                                                   "judge": {"retries": 0, "agreement": None},
+                                                                   "judge": {"retries": 0, "backend": None, "agreement": None},  # the LLM judge
                                                                    **(videoqa or {})}}})
     job = job_config(cfg, "videoqa")
     if weights == "none":

@@ -139,6 +139,20 @@ def followed_role(cfg: dict, role: str) -> str | None:
     return None
 
 
+def role_on_backend(cfg: dict, role: str, name: str, cache: ResponseCache | None = None,
+                    where: str = "llm backend") -> RoleLLM:
+    """The role with its configured decoding, served by backend `name` (its stand-in at this scale) instead."""
+    llm_cfg = cfg["llm"]
+    serving = serving_backend(llm_cfg, name, where)
+    device = "cpu" if cfg.get("device") in (None, "cpu", "auto") else cfg["device"]
+    rc = llm_cfg["roles"][role]
+    decoding = {"max_new_tokens": rc["max_new_tokens"], "temperature": rc.get("temperature", 0.0),
+                **({"response_prefix": rc["response_prefix"]} if rc.get("response_prefix") else {})}
+    backend = build_backend(llm_cfg["backends"][serving], device=device)
+    return RoleLLM(role, name, CachedLLM(backend, cache if cache is not None else response_cache(llm_cfg)), decoding,
+                   stand_in=serving if serving != name else None, scale=cfg.get("scale"))
+
+
 def serving_backend(llm_cfg: dict, name: str, where: str = "llm backend") -> str:
     """The backend that serves `name` at this scale: its stand-in (llm.stand_ins), else itself; both must exist."""
     known = ", ".join(sorted(llm_cfg["backends"]))

@@ -30,6 +30,7 @@ from univid.eval.videoqa import datasets as videoqa
 from univid.eval.cache import EvalCache
 from univid.eval.stats import qa_intervals
 from univid.io import atomic_path, write_json
+from univid.llm.roles import role_on_backend
 
 PREDICTIONS, TRACES, VERDICTS, SCORES = "predictions.jsonl", "traces.jsonl", "verdicts.jsonl", "scores.json"
 
@@ -125,20 +126,13 @@ def judge_agreement(cfg: dict, name: str, rows: list[dict], decoding: dict, retr
     """A second judge (`name`, a backend of llm.backends, served by its stand-in at this scale) on the verdict rows
     that had a prediction: how often its yes/no equals the judge's, over the items both could judge. Its
     unparseable replies are counted, never guessed."""
-    from univid.llm.cache import CachedLLM
-    from univid.llm.roles import build_backend, response_cache, serving_backend
-
-    llm_cfg = cfg["llm"]
-    serving = serving_backend(llm_cfg, name, "eval.videoqa.judge.agreement")
-    device = "cpu" if cfg.get("device") in (None, "cpu", "auto") else cfg["device"]
-    second = CachedLLM(build_backend(llm_cfg["backends"][serving], device=device), response_cache(llm_cfg))
+    second = role_on_backend(cfg, "judge", name, where="eval.videoqa.judge.agreement")
     judged = [r for r in rows if r.get("pred_answer") is not None]
     other = judge_mod.judge_many(second, [(str(r["question"]), str(r["answer"]), str(r["pred_answer"]))
                                           for r in judged], retries=retries, decoding=decoding, cache=cache)
     both = [(r, o) for r, o in zip(judged, other) if not r["failed"] and not o["failed"]]
     agree = sum(r["pred"] == o["pred"] for r, o in both)
-    return {"judge": name if serving == name else f"{name} ({cfg.get('scale')} stand-in: {serving})",
-            **judge_mod.judge_id(second), "items": len(judged), "both_judged": len(both),
+    return {"judge": second.label, **judge_mod.judge_id(second), "items": len(judged), "both_judged": len(both),
             "second_failures": sum(o["failed"] for o in other), "agree": agree,
             "agreement": 100.0 * agree / len(both) if both else None,
             "score_mean_abs_diff": (sum(abs(r["score"] - o["score"]) for r, o in both) / len(both)) if both else None}
@@ -209,8 +203,11 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
         return {"shard": list(shard), "questions": len(every), "asked": asked, "failed": failed_predictions,
                 "resumed": len(every) - len(todo), "wall_s": round(time.perf_counter() - t0, 2)}
 
-    # The judge: llm.roles.judge (its backend, stand-in and decoding), the Video-ChatGPT protocol.
+    # The judge: llm.roles.judge (its backend, stand-in and decoding), or eval.videoqa.judge.backend with that
+    # decoding; the Video-ChatGPT protocol.
     judge = system.roles["judge"]
+    if vq["judge"].get("backend"):
+        judge = role_on_backend(cfg, "judge", vq["judge"]["backend"], where="eval.videoqa.judge.backend")
     decoding = {"temperature": judge.decoding["temperature"], "max_tokens": judge.decoding["max_new_tokens"],
                 **({"response_prefix": judge.decoding["response_prefix"]} if judge.decoding.get("response_prefix") else {})}
     jcache = EvalCache(ev.get("cache_dir"))
