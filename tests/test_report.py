@@ -210,3 +210,14 @@ def test_collect_rejects_a_variant_not_in_the_ablation(tmp_path):
     target = _chain(tmp_path, "videoqa", _qa_scores(50.0))
     with pytest.raises(ValueError, match="variant 'nope' is not in"):
         collect("table7", ROOT / "ablations" / "und_components.yaml", [("nope", target)], tmp_path / "r.json")
+
+
+def test_a_vbench_job_scored_on_some_dimensions_has_no_total_rather_than_a_crash():
+    """eval.vbench.dimensions as a list (or a per-dimension shard read alone): aggregate is null in scores.json; the
+    row leaves the other dimensions and Total/Quality/Semantic empty instead of failing on None."""
+    from univid.report.collect import vbench_row
+
+    scores = {"aggregate": None, "dimensions": {"color": 0.5, "scene": 0.25}, "backends": {}, "unscored": {},
+              "per_video": []}
+    row = vbench_row(scores)["scores"]
+    assert row["color"] == 50.0 and row["scene"] == 25.0 and row["total"] is None and row["subject_consistency"] is None

@@ -65,9 +65,11 @@ def all_failed(failed, n) -> bool:
 
 
 def vbench_row(scores: dict) -> dict:
-    agg = scores["aggregate"]
-    row = {"total": agg["total"], "quality": agg["quality"], "semantic": agg["semantic"]}
-    row.update({d: 100.0 * scores["dimensions"][d] for d in DIMENSIONS})
+    # A job scored on some dimensions only (eval.vbench.dimensions a list): the others are not in the table ("--"),
+    # and Total/Quality/Semantic, which the official formula takes from all 16, are not either.
+    agg = scores.get("aggregate") or {}
+    row = {k: agg.get(k) for k in ("total", "quality", "semantic")}
+    row.update({d: 100.0 * scores["dimensions"][d] if d in scores["dimensions"] else None for d in DIMENSIONS})
     # A dimension that left out every video (color: the object never appeared) is pooled as 0 by the harness,
     # where VBench would divide by zero: n/a here. Total/Quality/Semantic keep that 0 (a partial failure).
     videos = Counter(r["dimension"] for r in scores.get("per_video") or [])
