@@ -25,6 +25,9 @@ _UND_MODEL = ("tokenizer", "llm", "vit", "max_text_tokens")
 _PRECOMPUTE_MODEL = ("tokenizer", "llm", "vit", "vae", "max_text_tokens", "conditioning", "text_encoder")
 # The Actor may read VAE latents too (understanding.encoders, paper Table 9).
 _ACTOR_MODEL = ("tokenizer", "llm", "vit", "vae", "max_text_tokens")
+# Stage I trains on precomputed text-only conditions (no reference image, univid.train.losses.precomputed_condition):
+# the image half of TMA (alpha_img, Eq. 5) never acts there, so it is not part of stage I's key.
+_TMA_IMAGE_KEYS = ("lambda_img", "img_start")
 
 
 def _pick(section: dict, keys) -> dict:
@@ -59,7 +62,8 @@ def job_configs(cfg: dict) -> dict[str, dict]:
                        "train": {"clip": training_clip(cfg), "precompute": tr["precompute"]}}, ("curate",))
     # How a stage trains (precision, checkpointing, workers) is part of its key: bf16 and float32 runs differ.
     engine = {k: tr[k] for k in ("mixed_precision", "gradient_checkpointing", "num_workers")}
-    add("stage1", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
+    tma_text = {k: v for k, v in cfg["tma"].items() if k not in _TMA_IMAGE_KEYS}
+    add("stage1", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": tma_text,
                    "train": {"stage1": tr["stage1"], **engine}}, ("curate", "precompute"))
     add("stage2", {"model": _pick(cfg["model"], _UND_MODEL), "train": {"stage2": tr["stage2"], **engine}}, ("curate",))
     add("stage3", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
