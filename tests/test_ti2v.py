@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from univid.cli import main
-from univid.config import job_configs, resolve
+from univid.config import job_configs, load_ablation, resolve
 from univid.data.synthetic import render_clip, spec_from_prompt
 from univid.eval.cache import file_sha256
 from univid.io import read_json, write_json
@@ -85,6 +85,10 @@ def test_the_track_keys_generation_and_evaluation_only(tmp_path):
     assert no_img["stage1"]["key"] == t2v["stage1"]["key"]
     for job in ("stage3", "generate", "evaluate"):
         assert no_img[job]["key"] != t2v[job]["key"], job
+    # Table 5's rows are all on the ti2v track (the ablation file's shared overrides).
+    ab = load_ablation(ROOT / "ablations" / "gen_encoders.yaml")
+    assert {v["overrides"]["eval"]["vbench"]["track"] for v in ab["variants"]} == {"ti2v"}
+    assert any(v["overrides"].get("tma", {}).get("lambda_img") == 0.0 for v in ab["variants"])
 
 
 @pytest.fixture(scope="module")
