@@ -272,6 +272,7 @@ def test_tma_progress_is_recorded_in_manifest_and_mlflow(tmp_path, cfg, comp, mo
           "--set", "tma.progress=one_minus_sigma", "--set", "sampling.steps=2", "--quiet"])
     manifest = json.loads((gen_dir / "manifest.json").read_text())
     assert manifest["tma"]["progress"] == "one_minus_sigma" and len(manifest["videos"]) == 1
+    assert manifest["track"] == "t2v" and "image" not in manifest["videos"][0]  # text only unless the track is ti2v
     assert json.loads((gen_dir / "job_config.json").read_text())["tma"]["progress"] == "one_minus_sigma"
 
     # Through collect (which reads the generate job's config) to the MLflow run's params.

@@ -88,3 +88,17 @@ def test_bad_targets_and_gpu_counts_are_one_line(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "univid", "plan", *args], cwd=ROOT, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and msg in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("scale", ["smoke", "paper"])
+def test_table5_plans_one_ti2v_suite_and_prices_its_prompts(scale):
+    """Table 5 runs on the ti2v track: one ti2v_suite job, and its generate jobs priced by the ti2v suite's prompts
+    (the synthetic suite at smoke; VBench-I2V's 355 image-prompt pairs at paper, 5 samples each)."""
+    wf = _workflow(ROOT, scale=scale)
+    cfg = wf["config"]
+    result = cost_plan(wf, cfg, "reports/table5.tex")
+    suite = result["rules"]["ti2v_suite"]
+    prompts = 11 if scale == "smoke" else 246 + 109
+    assert suite["jobs"] == 1 and suite["units"] == prompts and suite["gpu_hours"] == 0
+    gen = result["rules"]["generate_shard" if scale == "paper" else "generate"]
+    assert gen["units"] == 4 * prompts * cfg["sampling"]["samples_per_prompt"]  # Table 5's four rows

@@ -124,3 +124,35 @@ def test_the_workflow_plans_one_evaluate_job_per_dimension_group(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["evaluate_shard"] == 20 and counts["evaluate"] == 5
+
+
+def test_ti2v_shards_write_the_videos_and_references_one_job_writes(tmp_path):
+    """On the ti2v track every shard generates from the same reference images and the gather records them."""
+    from univid.io import read_json, write_json
+
+    torch.set_num_threads(1)
+    main(["ti2v-suite", "--quiet", "--out", str(tmp_path / "suite")])
+    entries = read_json(tmp_path / "suite" / "prompts.json")[:3]  # three prompts keep it quick
+    write_json(tmp_path / "suite" / "prompts.json", entries)
+    from univid.models.builder import build, save_weights
+
+    comp = build(resolve({}))
+    save_weights({n: p.detach().clone() + 0.01 for n, p in comp.model.named_parameters()
+                  if n.startswith("connector.")}, tmp_path / "w.safetensors")
+
+    def gen(out, *extra):
+        main(["generate-suite", "--quiet", "--set", "eval.vbench.track=ti2v", "--set", "sampling.steps=2",
+              "--ti2v-suite", str(tmp_path / "suite"), "--weights", str(tmp_path / "w.safetensors"), "--out",
+              str(tmp_path / out), *extra])
+
+    gen("one")
+    for k in (1, 0):
+        gen("two", "--shard", str(k), "--shards", "2")
+    gen("two", "--gather", "2")
+    one, two = (read_json(tmp_path / d / "manifest.json") for d in ("one", "two"))
+    strip = lambda m: [{**r, "video": Path(r["video"]).name} for r in m["videos"]]  # noqa: E731
+    assert strip(one) == strip(two) and one["track"] == two["track"] == "ti2v"
+    assert [r["image_sha256"] for r in one["videos"]] == [e["image_sha256"] for e in entries]
+    for r in one["videos"]:
+        name = Path(r["video"]).name
+        assert (tmp_path / "one" / "videos" / name).read_bytes() == (tmp_path / "two" / "videos" / name).read_bytes()

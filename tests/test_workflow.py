@@ -82,9 +82,10 @@ def test_jobs_shared_between_tables_run_once(smoke_run):
 
     assert len(keys("stage2")) == 1 and len(keys("curate")) == 1
     # Table 4's five schedules + Table 3's base and w/o MLLM + Table 5's w/o ViT and w/o VAE; the full model's
-    # stage I serves Tables 1, 3-6 and (through stage III) the understanding tables.
-    assert len(keys("stage1")) == 9
-    assert len(keys("generate")) == 10 and len(keys("evaluate")) == 10  # + Table 6's generation from stage I
+    # stage I serves Tables 1, 3-6 (Table 5's w/o alpha_img too) and (through stage III) the understanding tables.
+    assert len(keys("stage1")) == 9 and len(keys("stage3")) == 10 and len(keys("ti2v_suite")) == 1
+    # 8 t2v settings + Table 6's generation from stage I + Table 5's four rows on the ti2v track
+    assert len(keys("generate")) == 12 and len(keys("evaluate")) == 12
 
 
 def test_scores_match_the_committed_baseline(smoke_run):

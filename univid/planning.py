@@ -38,8 +38,11 @@ def units(job: dict, cfg: dict) -> float:
         return cfg["data"]["num_gen_samples"]
     if name.startswith("stage"):
         return cfg["train"][name]["steps"]
+    if name == "ti2v_suite":
+        return len(ti2v_entries(cfg))
     if name in ("generate", "evaluate"):
-        entries = prompt_suite(cfg["eval"]["vbench"], cfg["seed"])
+        entries = (ti2v_entries(cfg) if cfg["eval"]["vbench"]["track"] == "ti2v"
+                   else prompt_suite(cfg["eval"]["vbench"], cfg["seed"]))
         per = cfg["sampling"]["samples_per_prompt"]
         if name == "generate":
             return len(entries) * per
@@ -52,6 +55,25 @@ def units(job: dict, cfg: dict) -> float:
         caps = cfg["eval"]["suites"].get("max_questions") or {}
         return sum(caps.get(b) if caps.get(b) is not None else sizes[b] for b in sizes)
     raise ValueError(f"plan: no unit count for job {name!r}")
+
+
+# VBench-I2V's image suite: 355 image-prompt pairs (246 i2v_subject + 109 i2v_background, vbench2_beta_i2v/README.md)
+VBENCH_I2V_PAIRS = {"i2v_subject": 246, "i2v_background": 109}
+
+
+def ti2v_entries(cfg: dict) -> list[dict]:
+    """The ti2v suite's entries as far as the plan needs them (their dimensions), without writing any image: the
+    synthetic suite's prompts, or VBench-I2V's counts from its README when its files are not there yet."""
+    from univid.prompts import I2V_QUALITY, select_per_dimension
+
+    vb = cfg["eval"]["vbench"]
+    if vb["ti2v_suite"]["source"] == "synthetic":
+        from univid.data.synthetic import vbench_prompt_suite
+
+        return select_per_dimension(vbench_prompt_suite(cfg["seed"], per_dimension=vb.get("per_dimension") or 1),
+                                    vb.get("per_dimension"))
+    per = vb.get("per_dimension")
+    return [{"dimension": list(I2V_QUALITY[d])} for d, n in VBENCH_I2V_PAIRS.items() for _ in range(min(n, per or n))]
 
 
 def complete(job: dict) -> bool:

@@ -15,6 +15,7 @@ from univid.config.jobs import BENCHMARK_JOBS, lineage_jobs
 # What each job writes (relative to its directory); the first file is written last and marks completion.
 JOB_OUTPUTS = {
     "curate": ["curation_report.json", "gen_train.jsonl", "qa_train.json", "qa_test.json", "prompts.json"],
+    "ti2v_suite": ["prompts.json"],  # beside it: images/ (synthetic reference frames) and job_config.json
     "precompute": ["index.json", "null.safetensors"],
     "stage1": ["train_log.json", "final/weights.safetensors"],
     "stage2": ["train_log.json", "final/weights.safetensors"],
@@ -27,14 +28,16 @@ JOB_OUTPUTS = {
 _WEIGHTS = ["final/weights.safetensors"]
 JOB_INPUTS = {  # which upstream files a job reads
     "curate": {},
+    "ti2v_suite": {},
     "precompute": {"curate": ["gen_train.jsonl"]},
     "stage1": {"precompute": ["index.json"]},
     "stage2": {"curate": ["qa_train.json"]},
     "stage3": {"curate": ["qa_train.json"], "precompute": ["index.json"], "stage1": ["final/weights.safetensors"],
                "stage2": ["final/weights.safetensors"]},
-    # generate reads stage I or stage III weights (sampling.from_stage); understanding reads stage III or none
-    "generate": {"curate": ["prompts.json"], "stage1": _WEIGHTS, "stage3": _WEIGHTS},
-    "evaluate": {"curate": ["prompts.json"], "generate": ["manifest.json"]},
+    # generate reads stage I or stage III weights (sampling.from_stage), and on the ti2v track the ti2v suite's
+    # prompts and reference images; understanding reads stage III or none
+    "generate": {"curate": ["prompts.json"], "stage1": _WEIGHTS, "stage3": _WEIGHTS, "ti2v_suite": ["prompts.json"]},
+    "evaluate": {"curate": ["prompts.json"], "generate": ["manifest.json"], "ti2v_suite": ["prompts.json"]},
     "videoqa": {"curate": ["qa_test.json"], "stage3": _WEIGHTS},
     "suite": {"curate": ["qa_test.json"], "stage3": _WEIGHTS},
 }

@@ -65,6 +65,34 @@ def upstream(job: dict, name: str, args_value: str | None) -> Path:
         return Path(args_value)
     path = Path(job["upstream_dirs"][name])
     if not path.exists():
+        verb = {"curate": "curate", "ti2v_suite": "ti2v-suite", "generate": "generate-suite"}.get(name, "train")
         raise SystemExit(f"univid: upstream {name} output '{path}' not found (expected the workflow or "
-                         f"`univid {name if name == 'curate' else 'train'} ...` to have produced it)")
+                         f"`univid {verb} ...` to have produced it)")
     return path
+
+
+def suite_entries(job: dict, track: str, args) -> tuple[list[dict], dict[str, Path]]:
+    """The prompt suite a generate or evaluate job works on, and each prompt's reference image (ti2v track): t2v
+    reads curate's prompts.json; ti2v reads the ti2v_suite job's, whose images must still be the ones it hashed."""
+    from univid.eval.cache import file_sha256
+    from univid.io import read_json
+    from univid.prompts import reference_path
+
+    if track != "ti2v":
+        return read_json(upstream(job, "curate", getattr(args, "curate", None)) / "prompts.json"), {}
+    suite_dir = upstream(job, "ti2v_suite", getattr(args, "ti2v_suite", None))
+    entries = read_json(suite_dir / "prompts.json")
+    images = {}
+    for e in entries:
+        if not e.get("image"):
+            raise ValueError(f"{suite_dir / 'prompts.json'}: prompt {e.get('prompt_en')!r} has no reference image "
+                             f"(expected a ti2v suite written by `univid ti2v-suite`)")
+        path = reference_path(suite_dir, e)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: reference image of {e['prompt_en']!r} not found (expected the ti2v "
+                                    f"suite's image)")
+        if file_sha256(path) != e["image_sha256"]:
+            raise ValueError(f"{path}: reference image changed since the ti2v suite hashed it (expected sha256 "
+                             f"{e['image_sha256'][:12]}...; rerun the ti2v_suite job)")
+        images[e["prompt_en"]] = path
+    return entries, images

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from univid.commands.common import config_args, full_config, job_config_of, upstream, write_job_config
+from univid.commands.common import (config_args, full_config, job_config_of, suite_entries, upstream,
+                                   write_job_config)
 
 
 def run_record_path(out: str | Path) -> Path:
@@ -68,17 +69,20 @@ def cmd_generate_suite(args) -> None:
 
     job, cfg = job_config_of(args, "generate")
     out = Path(args.out or job["dir"])
-    curate_dir = upstream(job, "curate", args.curate)
     stage = f"stage{cfg['sampling']['from_stage']}"  # stage III (joint) or stage I weights (paper Table 6)
     weights = Path(args.weights or Path(upstream(job, stage, None)) / "final" / "weights.safetensors")
-    entries = read_json(curate_dir / "prompts.json")
+    track = cfg["eval"]["vbench"]["track"]
+    entries, images = suite_entries(job, track, args)
     s = cfg["sampling"]
     todo = [(e, i) for e in entries for i in range(s["samples_per_prompt"])]
 
     def row(n: int) -> dict:
         entry, i = todo[n]
-        return {"video": str(out / "videos" / f"{entry['prompt_en']}-{i}.mp4"), "prompt": entry["prompt_en"],
-                "index": i, "seed": cfg["seed"] * 100003 + n}  # one recorded seed per file
+        r = {"video": str(out / "videos" / f"{entry['prompt_en']}-{i}.mp4"), "prompt": entry["prompt_en"],
+             "index": i, "seed": cfg["seed"] * 100003 + n}  # one recorded seed per file
+        if track == "ti2v":  # the reference image the video is generated from (TI2V)
+            r.update(image=str(images[entry["prompt_en"]]), image_sha256=entry["image_sha256"])
+        return r
 
     if args.gather:
         rows = {}
@@ -103,26 +107,28 @@ def cmd_generate_suite(args) -> None:
             print(f"generated shard {args.shard} of {args.shards}: {len(manifest)} videos -> {out / 'videos'}")
             return
     write_job_config(out, job)
-    write_json(out / "manifest.json", {"videos": manifest, "tma": cfg["tma"], "sampling": s, "weights": str(weights),
-                                       "scale": cfg["scale"]})
-    print(f"generated {len(manifest)} videos -> {out / 'videos'}")
+    write_json(out / "manifest.json", {"videos": manifest, "track": track, "tma": cfg["tma"], "sampling": s,
+                                       "weights": str(weights), "scale": cfg["scale"]})
+    print(f"generated {len(manifest)} videos ({track.upper()}) -> {out / 'videos'}")
 
 
 def _generate(cfg: dict, weights: Path, rows: list[dict], s: dict, quiet: bool) -> list[dict]:
-    """Generate the rows' videos that are not there yet (files are written atomically: an existing one is complete)."""
+    """Generate the rows' videos that are not there yet (files are written atomically: an existing one is complete).
+    A row with an `image` is generated from it (TI2V: the pipeline pins the first latent frame to its latent)."""
     from tqdm import tqdm
 
     from univid.data.video import write_video
     from univid.models.builder import build, load_weights
-    from univid.models.generator import generate, make_pipeline
+    from univid.models.generator import generate, load_image, make_pipeline
 
     todo = [r for r in rows if not Path(r["video"]).exists()]
     if todo:
         comp = build(cfg)
         load_weights(comp.model, weights)
-        pipe = make_pipeline(comp)
+        pipe = make_pipeline(comp, ti2v=cfg["eval"]["vbench"]["track"] == "ti2v")
         for r in tqdm(todo, desc="generate", disable=quiet):
-            frames = generate(comp, pipe, r["prompt"], s["negative_prompt"], s, r["seed"])
+            image = load_image(r["image"]) if r.get("image") else None
+            frames = generate(comp, pipe, r["prompt"], s["negative_prompt"], s, r["seed"], image=image)
             write_video(r["video"], frames, s["fps"])
     return rows
 
@@ -142,6 +148,7 @@ def register(sub) -> None:
     config_args(sp)
     sp.add_argument("--out")
     sp.add_argument("--curate")
+    sp.add_argument("--ti2v-suite", help="ti2v_suite job directory (eval.vbench.track ti2v; default: the job's)")
     sp.add_argument("--weights", help="trained weights (default: the config's stage III output)")
     sp.add_argument("--shard", type=int, help="generate only shard I of --shards N (its list: shards/I-of-N.json)")
     sp.add_argument("--shards", type=int, default=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 from univid import __version__
 from univid.config.load import config_hash
 
-JOBS = ("curate", "precompute", "stage1", "stage2", "stage3", "generate", "evaluate", "videoqa", "suite")
+JOBS = ("curate", "ti2v_suite", "precompute", "stage1", "stage2", "stage3", "generate", "evaluate", "videoqa", "suite")
 # The job whose outputs a table's rows are read from, per benchmark kind (workflows/config.yaml `tables.*.benchmark`).
 BENCHMARK_JOBS = {"vbench_long": "evaluate", "videoqa": "videoqa", "suites": "suite"}
 
@@ -26,6 +26,9 @@ _UND_MODEL = ("tokenizer", "mllm", "llm", "vit", "max_text_tokens")
 _PRECOMPUTE_MODEL = ("tokenizer", "mllm", "llm", "vit", "vae", "max_text_tokens", "conditioning", "text_encoder")
 # The Actor may read VAE latents too (understanding.encoders, paper Table 9).
 _ACTOR_MODEL = ("tokenizer", "mllm", "llm", "vit", "vae", "max_text_tokens")
+# Stage I trains on precomputed text-only conditions (no reference image, univid.train.losses.precomputed_condition):
+# the image half of TMA (alpha_img, Eq. 5) never acts there, so it is not part of stage I's key.
+_TMA_IMAGE_KEYS = ("lambda_img", "img_start")
 
 
 def _pick(section: dict, keys) -> dict:
@@ -54,13 +57,18 @@ def job_configs(cfg: dict) -> dict[str, dict]:
         job["upstream_dirs"] = {u: jobs[u]["dir"] for u in upstream}
         jobs[name] = job
 
-    add("curate", {"data": cfg["data"], "eval": {"vbench": _pick(cfg["eval"]["vbench"], ("prompt_suite", "per_dimension"))}}, ())
+    vb = cfg["eval"]["vbench"]
+    add("curate", {"data": cfg["data"], "eval": {"vbench": _pick(vb, ("prompt_suite", "per_dimension"))}}, ())
+    # The ti2v track's prompts with their reference images: synthetic first frames are rendered at the video's size.
+    add("ti2v_suite", {"eval": {"vbench": _pick(vb, ("ti2v_suite", "per_dimension"))},
+                       "sampling": _pick(cfg["sampling"], ("height", "width", "num_frames", "fps"))}, ())
     tr = cfg["train"]
     add("precompute", {"model": _pick(cfg["model"], _PRECOMPUTE_MODEL),
                        "train": {"clip": training_clip(cfg), "precompute": tr["precompute"]}}, ("curate",))
     # How a stage trains (precision, checkpointing, workers) is part of its key: bf16 and float32 runs differ.
     engine = {k: tr[k] for k in ("mixed_precision", "gradient_checkpointing", "num_workers")}
-    add("stage1", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"],
+    tma_text = {k: v for k, v in cfg["tma"].items() if k not in _TMA_IMAGE_KEYS}
+    add("stage1", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": tma_text,
                    "train": {"stage1": tr["stage1"], **engine}}, ("curate", "precompute"))
     # Stage II reads the VAE only when its blocks train (train.stage2.vae: trainable_blocks, Sec. 3.2's reading).
     stage2_model = _UND_MODEL + (("vae",) if tr["stage2"]["vae"] != "frozen" else ())
@@ -71,12 +79,18 @@ def job_configs(cfg: dict) -> dict[str, dict]:
         ("curate", "precompute", "stage1", "stage2"))
     # sampling.from_stage picks the weights generation loads: 3 (joint) or 1 (paper Table 6's "Stage I" row).
     gen_from = f"stage{cfg['sampling']['from_stage']}"
+    # eval.vbench.track: ti2v generates (and evaluates) the ti2v suite's prompts, each from its reference image.
+    track = vb["track"]
+    suite = ("ti2v_suite",) if track == "ti2v" else ()
     add("generate", {"model": _pick(cfg["model"], _GEN_MODEL), "tma": cfg["tma"], "sampling": cfg["sampling"],
-                     "train": {"stage1": cfg["train"]["stage1"]}}, ("curate", gen_from))
+                     "train": {"stage1": cfg["train"]["stage1"]}, "eval": {"vbench": {"track": track}}},
+        ("curate", gen_from, *suite))
     ev = cfg["eval"]
-    add("evaluate", {"eval": {k: ev[k] for k in ("cache_dir", "vbench")},
+    # Where the ti2v prompts come from is the ti2v_suite job's business (its key is upstream of a ti2v evaluate job).
+    scoring = {k: v for k, v in vb.items() if k != "ti2v_suite"}
+    add("evaluate", {"eval": {"cache_dir": ev["cache_dir"], "vbench": scoring},
                      "sampling": _pick(cfg["sampling"], ("samples_per_prompt", "fps", "num_frames"))},
-        ("curate", "generate"))
+        ("curate", "generate", *suite))
     # Understanding reads the joint (stage III) weights, or none (paper Table 7's "w/o finetune" and "Base" rows).
     und_from = ("curate", "stage3") if cfg["understanding"]["weights"] == "stage3" else ("curate",)
     und = {"model": _pick(cfg["model"], _ACTOR_MODEL), "understanding": cfg["understanding"], "llm": cfg["llm"]}

@@ -132,12 +132,17 @@ def config_hash(obj: Any, length: int = 12) -> str:
 
 
 def load_ablation(path: str | Path) -> dict:
-    """An ablation file: name, table, title, variants = [{name, label, overrides}]; overrides are validated."""
+    """An ablation file: name, table, title, variants = [{name, label, overrides}]; overrides are validated.
+    A top-level `overrides` applies to every variant (under the variant's own), e.g. the table's generation track."""
     path = Path(path)
     data = _read_yaml(path, "ablation file")
     for key in ("name", "table", "variants"):
         if key not in data:
             raise ConfigError(f"ablation file '{path}': missing key '{key}' (expected name, table, title, variants)")
+    shared = data.get("overrides") or {}
+    if not isinstance(shared, dict):
+        raise ConfigError(f"ablation file '{path}': overrides of type {type(shared).__name__} (expected a mapping of "
+                          f"config keys applied to every variant)")
     names = set()
     for i, variant in enumerate(data["variants"]):
         if not isinstance(variant, dict) or "name" not in variant or "label" not in variant:
@@ -149,8 +154,9 @@ def load_ablation(path: str | Path) -> dict:
         if variant["name"] in names:
             raise ConfigError(f"ablation file '{path}': variant name {variant['name']!r} appears twice")
         names.add(variant["name"])
+        variant["overrides"] = deep_merge(shared, variant.get("overrides") or {})
         try:
-            validate(variant.get("overrides") or {})
+            validate(variant["overrides"])
         except ConfigError as exc:
             raise ConfigError(f"ablation file '{path}' variant {variant['name']!r}: {exc}") from None
     return data

@@ -65,11 +65,14 @@ def all_failed(failed, n) -> bool:
 
 
 def vbench_row(scores: dict) -> dict:
-    # A job scored on some dimensions only (eval.vbench.dimensions a list): the others are not in the table ("--"),
-    # and Total/Quality/Semantic, which the official formula takes from all 16, are not either.
-    agg = scores.get("aggregate") or {}
-    row = {k: agg.get(k) for k in ("total", "quality", "semantic")}
-    row.update({d: 100.0 * scores["dimensions"][d] if d in scores["dimensions"] else None for d in DIMENSIONS})
+    # A suite without prompts for every dimension (VBench-I2V's has no semantic prompts), or a job scored on some
+    # dimensions only (eval.vbench.dimensions a list), has no Total/Quality/Semantic and no number for the
+    # dimensions it does not cover: None (printed "--"), never a 0.
+    agg = scores.get("aggregate")
+    row = {k: (agg[k] if agg else None) for k in ("total", "quality", "semantic")}
+    row.update({d: (100.0 * scores["dimensions"][d] if d in scores["dimensions"] else None) for d in DIMENSIONS})
+    i2v = scores.get("i2v") or {}  # the ti2v track: video-image consistency against each reference image
+    row.update({d: 100.0 * v for d, v in (i2v.get("dimensions") or {}).items()})
     # A dimension that left out every video (color: the object never appeared) is pooled as 0 by the harness,
     # where VBench would divide by zero: n/a here. Total/Quality/Semantic keep that 0 (a partial failure).
     videos = Counter(r["dimension"] for r in scores.get("per_video") or [])
@@ -77,7 +80,7 @@ def vbench_row(scores: dict) -> dict:
     for d, k in (scores.get("unscored") or {}).items():
         if d in videos and all_failed(k, videos[d]):
             row[d], na[d] = None, k
-    return {"scores": row, "ci": {}, "backends": dict(scores["backends"]), "na": na}
+    return {"scores": row, "ci": {}, "backends": {**scores["backends"], **(i2v.get("backends") or {})}, "na": na}
 
 
 def videoqa_row(scores: dict) -> dict:
@@ -154,13 +157,16 @@ def collect(table: str, ablation_path: str | Path, variants: list[tuple[str, Pat
         if pub and published and pub not in published_labels:
             raise ValueError(f"collect: variant {name!r} names published row {pub!r}, which is not in "
                              f"{published_dir}/{table}.csv (expected one of its labels)")
+        config = lineage_config(chain)
         rows.append({
             "variant": name, "label": spec[name]["label"], "kind": kind, **READERS[kind](scores),
             "published_label": pub if pub in published_labels else None,
             "config_hash": target["key"], "job_keys": {job: cfg["key"] for job, cfg in chain.items()},
-            "seed": target["seed"], "scale": target["scale"], "config": lineage_config(chain),
+            "seed": target["seed"], "scale": target["scale"], "config": config,
             "scores_path": str(Path(target_dir) / "scores.json"),
         })
+        if kind == "vbench_long":  # the generation track the row's videos come from (eval.vbench.track)
+            rows[-1]["track"] = (config.get("eval") or {}).get("vbench", {}).get("track", "t2v")
     scales = {r["scale"] for r in rows}
     if len(scales) != 1 or len(kinds) != 1:
         raise ValueError(f"collect: variants come from scales {sorted(scales)} and benchmarks {sorted(kinds)} "

@@ -32,7 +32,8 @@ HEADERS = {"total": "Total Score", "quality": "Quality", "semantic": "Semantic",
            "spatial_relationship": "Spatial", "scene": "Scene", "appearance_style": "Appearance",
            "temporal_style": "Temporal", "overall_consistency": "Overall",
            "mmlu": "MMLU", "mmmu": "MMMU", "videomme": "MME", "videomme_sm": "MME(S\\&M)",
-           "mmbench_video": "MMBench", "mlvu": "MLVU"}
+           "mmbench_video": "MMBench", "mlvu": "MLVU", "i2v_subject": "I2V Subject", "i2v_background": "I2V Background"}
+I2V_COLUMNS = ["i2v_subject", "i2v_background"]  # VBench-I2V's video-image consistency (the ti2v track)
 OVERALL = ["total", "quality", "semantic"]
 QA_DATASETS = {"msvd_qa": "MSVD-QA", "msrvtt_qa": "MSRVTT-QA", "tgif_frameqa": "TGIF-QA",
                "activitynet_qa": "ActivityNet-QA"}
@@ -141,6 +142,11 @@ def layout(kind: str) -> tuple[dict[str, list[str]], dict[str, int]]:
 def context(results: dict) -> dict:
     kind = results.get("kind", "vbench_long")
     blocks, decimals = layout(kind)
+    # Rows generated on the ti2v track carry their video-image consistency: a block of its own, measured rows only
+    # (the paper prints none).
+    if kind == "vbench_long" and any(c in r["scores"] for r in results["rows"] for c in I2V_COLUMNS):
+        blocks["i2v"] = list(I2V_COLUMNS)
+        decimals.update({c: 2 for c in I2V_COLUMNS})
     underline = kind == "suites"  # Table 10 marks the second best too
     published_rows = [{**p, "_kind": "published"} for p in (results.get("published") or {}).get("rows", [])]
     by_label = {p["label"]: p for p in published_rows}
@@ -158,8 +164,8 @@ def context(results: dict) -> dict:
                                                                                          underline)}]
                                         if published_rows else []))
         measured = {"title": f"Measured ({results['scale']} scale)",
-                    "rows": section(results["rows"], cols, decimals, underline, by_label)}
-        sections[name] = pub_sections + [measured]
+                    "rows": section(results["rows"], cols, decimals, underline, None if name == "i2v" else by_label)}
+        sections[name] = ([] if name == "i2v" else pub_sections) + [measured]
     backends = sorted({f"{k}: {b}" for r in results["rows"] for k, b in r["backends"].items()})
     return {
         "title": results["title"], "table": results["table"], "scale": results["scale"], "kind": kind,
@@ -178,6 +184,7 @@ def context(results: dict) -> dict:
         "na_cells": sum(len(r.get("na") or {}) for r in results["rows"]),
         "agreement": judge_agreement_totals(results["rows"]),
         "audit_notes": audit_notes(published_rows),
+        "tracks": sorted({r["track"] for r in results["rows"] if r.get("track")}),
     }
 
 
