@@ -133,7 +133,7 @@ def test_evaluate_cli_writes_traceable_results(tmp_path, capsys):
     first = capsys.readouterr().out
     main(argv)
     second = capsys.readouterr().out
-    assert "VBench-Long (smoke): total" in first and "0 from cache" in first
+    assert "VBench-Long T2V (smoke): total" in first and "0 from cache" in first  # the track is named
     assert "0 scored" in second and "0/11 videos decoded" in second
     r = json.loads((tmp_path / "ev" / "scores.json").read_text())
     for key in ("dimensions", "backends", "aggregate", "config", "config_hash", "seeds", "provenance", "long",
