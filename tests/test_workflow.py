@@ -38,7 +38,8 @@ def test_all_ten_tables_render_with_measured_rows_of_numbers(smoke_run):
         results = json.loads((smoke_run / "results" / "smoke" / "tables" / f"table{n}" / "results.json").read_text())
         assert "Scale: smoke" in tex, n
         for row in results["rows"]:
-            cells = [c for r in _measured_rows(tex, row["label"].replace("&", "\\&")) for c in r]
+            label = row["label"].replace("&", "\\&").replace("_", "\\_")  # as LaTeX prints it
+            cells = [c for r in _measured_rows(tex, label) for c in r]
             if n == 2:  # Table 2's "LLM size" column: printed for the paper's rows, empty for measured ones
                 assert cells[0] == "", cells
                 cells = cells[1:]
