@@ -71,18 +71,23 @@ def test_a_gather_with_a_missing_shard_is_one_line(inputs, tmp_path, capsys):
     assert "1-of-2.json: shard 1 of 2 not finished" in err and err.count("\n") == 0, err
 
 
-def test_the_workflow_plans_n_shard_jobs_and_one_gather_per_generate_job(tmp_path):
-
+def _planned(tmp_path, shards_yaml: str):
+    """A Table 4 dry run with these shard settings: (the process, its job counts)."""
     from conftest import job_counts, scratch_workflow, snakemake
 
-    work = scratch_workflow(tmp_path)
-    (work / "shards.yaml").write_text("shards:\n  generate: 3\n")
+    work = tmp_path / "wf"
+    if not work.exists():
+        work = scratch_workflow(work)
+    (work / "shards.yaml").write_text(shards_yaml)
     proc = snakemake(work, "-n", "--cores", "1", "reports/table4.tex", "--configfile", "shards.yaml")
+    return proc, job_counts(proc.stdout + proc.stderr)
+
+
+def test_the_workflow_plans_n_shard_jobs_and_one_gather_per_generate_job(tmp_path):
+    proc, counts = _planned(tmp_path, "shards:\n  generate: 3\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    counts = job_counts(proc.stdout + proc.stderr)
     assert counts["generate_shard"] == 15 and counts["generate"] == 5  # Table 4's five variants, 3 shards each
-    (work / "shards.yaml").write_text("shards:\n  generate: 0\n")
-    bad = snakemake(work, "-n", "--cores", "1", "reports/table4.tex", "--configfile", "shards.yaml")
+    bad, _ = _planned(tmp_path, "shards:\n  generate: 0\n")
     said = bad.stdout + bad.stderr
     assert bad.returncode != 0 and "config key 'shards.generate' = 0: 0 is less than the minimum of 1" in said
 
@@ -116,13 +121,8 @@ def test_dimension_shards_pool_into_the_scores_one_evaluate_job_writes(inputs, t
 
 
 def test_the_workflow_plans_one_evaluate_job_per_dimension_group(tmp_path):
-    from conftest import job_counts, scratch_workflow, snakemake
-
-    work = scratch_workflow(tmp_path)
-    (work / "shards.yaml").write_text("shards:\n  evaluate: 4\n")
-    proc = snakemake(work, "-n", "--cores", "1", "reports/table4.tex", "--configfile", "shards.yaml")
+    proc, counts = _planned(tmp_path, "shards:\n  evaluate: 4\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    counts = job_counts(proc.stdout + proc.stderr)
     assert counts["evaluate_shard"] == 20 and counts["evaluate"] == 5
 
 

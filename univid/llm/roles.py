@@ -102,15 +102,27 @@ def response_cache(llm_cfg: dict) -> ResponseCache | None:
     return ResponseCache(Path(llm_cfg.get("cache_path") or cache_root() / "llm_responses.sqlite"))
 
 
-def role_llms(cfg: dict, backends: dict | None = None, cache: ResponseCache | None = None) -> dict[str, RoleLLM]:
-    """RoleLLM per role. `backends` (name -> backend object) replaces building from config (tests, benchmarks)."""
-    llm_cfg = cfg["llm"]
-    cache = cache if cache is not None else response_cache(llm_cfg)
+def llm_device(cfg: dict) -> str:
+    """Where local LLM backends run: the config's device (auto: cuda when visible)."""
     device = "cpu" if cfg.get("device") in (None, "cpu") else cfg["device"]
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def role_decoding(rc: dict) -> dict:
+    """A role's decoding parameters from its llm.roles entry."""
+    return {"max_new_tokens": rc["max_new_tokens"], "temperature": rc.get("temperature", 0.0),
+            **({"response_prefix": rc["response_prefix"]} if rc.get("response_prefix") else {})}
+
+
+def role_llms(cfg: dict, backends: dict | None = None, cache: ResponseCache | None = None) -> dict[str, RoleLLM]:
+    """RoleLLM per role. `backends` (name -> backend object) replaces building from config (tests, benchmarks)."""
+    llm_cfg = cfg["llm"]
+    cache = cache if cache is not None else response_cache(llm_cfg)
+    device = llm_device(cfg)
     built: dict[str, CachedLLM] = {}
     out = {}
     for role in ROLES:
@@ -124,8 +136,7 @@ def role_llms(cfg: dict, backends: dict | None = None, cache: ResponseCache | No
             else:
                 backend = build_backend(llm_cfg["backends"][serving], device=device)
             built[serving] = CachedLLM(backend, cache)
-        decoding = {"max_new_tokens": rc["max_new_tokens"], "temperature": rc.get("temperature", 0.0),
-                    **({"response_prefix": rc["response_prefix"]} if rc.get("response_prefix") else {})}
+        decoding = role_decoding(rc)
         out[role] = RoleLLM(role, name, built[serving], decoding,
                             stand_in=serving if serving != name else None, scale=cfg.get("scale"), follows=follows)
     return out
@@ -144,12 +155,9 @@ def role_on_backend(cfg: dict, role: str, name: str, cache: ResponseCache | None
     """The role with its configured decoding, served by backend `name` (its stand-in at this scale) instead."""
     llm_cfg = cfg["llm"]
     serving = serving_backend(llm_cfg, name, where)
-    device = "cpu" if cfg.get("device") in (None, "cpu", "auto") else cfg["device"]
-    rc = llm_cfg["roles"][role]
-    decoding = {"max_new_tokens": rc["max_new_tokens"], "temperature": rc.get("temperature", 0.0),
-                **({"response_prefix": rc["response_prefix"]} if rc.get("response_prefix") else {})}
-    backend = build_backend(llm_cfg["backends"][serving], device=device)
-    return RoleLLM(role, name, CachedLLM(backend, cache if cache is not None else response_cache(llm_cfg)), decoding,
+    backend = build_backend(llm_cfg["backends"][serving], device=llm_device(cfg))
+    return RoleLLM(role, name, CachedLLM(backend, cache if cache is not None else response_cache(llm_cfg)),
+                   role_decoding(llm_cfg["roles"][role]),
                    stand_in=serving if serving != name else None, scale=cfg.get("scale"))
 
 
