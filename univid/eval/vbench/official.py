@@ -22,6 +22,7 @@ or a time limit loses at most the video in flight.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -328,8 +329,6 @@ def run_driver(argv: list[str], weights_root: Path, log: Path) -> None:
 
 
 def _same(a, b) -> bool:
-    import json
-
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
