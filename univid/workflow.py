@@ -14,6 +14,7 @@ from univid.config.jobs import BENCHMARK_JOBS, lineage_jobs
 
 # What each job writes (relative to its directory); the first file is written last and marks completion.
 JOB_OUTPUTS = {
+    "pretrain": ["manifest.json", "pretrain_log.json"],  # beside them: wan/, mllm/ (official layouts), world/
     "curate": ["curation_report.json", "gen_train.jsonl", "qa_train.json", "qa_test.json", "prompts.json"],
     "ti2v_suite": ["prompts.json"],  # beside it: images/ (synthetic reference frames) and job_config.json
     "precompute": ["index.json", "null.safetensors"],
@@ -26,7 +27,9 @@ JOB_OUTPUTS = {
     "suite": ["scores.json", "predictions.jsonl"],
 }
 _WEIGHTS = ["final/weights.safetensors"]
+_PRETRAINED = {"pretrain": ["manifest.json"]}  # toy scale: the checkpoints the harness pretrained
 JOB_INPUTS = {  # which upstream files a job reads
+    "pretrain": {},
     "curate": {},
     "ti2v_suite": {},
     "precompute": {"curate": ["gen_train.jsonl"]},
@@ -41,6 +44,8 @@ JOB_INPUTS = {  # which upstream files a job reads
     "videoqa": {"curate": ["qa_test.json"], "stage3": _WEIGHTS},
     "suite": {"curate": ["qa_test.json"], "stage3": _WEIGHTS},
 }
+for _job in ("precompute", "stage1", "stage2", "stage3", "generate", "videoqa", "suite"):
+    JOB_INPUTS[_job].update(_PRETRAINED)  # only where the job has a pretrain upstream (job_input_files)
 
 
 def job_input_files(job: dict) -> list[str]:

@@ -112,7 +112,25 @@ def cmd_train(args) -> None:
           f"{log['wall_s']:.1f}s{resumed} -> {out}")
 
 
+def cmd_pretrain(args) -> None:
+    from univid.train.pretrain import run_pretrain
+
+    job, cfg = job_config_of(args, "pretrain")
+    out = Path(args.out or job["dir"])
+    manifest = run_pretrain(cfg, out, log=None if args.quiet else (lambda msg: print(msg, file=sys.stderr)))
+    write_job_config(out, job)
+    loss = ", ".join(f"{k} {v:.4f}" for k, v in manifest["final_loss_mean_last20"].items())
+    took = ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in manifest["timings"].items())
+    print(f"pretrain ({cfg['scale']}): final loss (mean of the last 20 steps) {loss}; {took} -> {out}")
+
+
 def register(sub) -> None:
+    sp = sub.add_parser("pretrain", help="toy scale: pretrain the VAE, a T2V DiT with its text encoder and the MLLM on "
+                        "the synthetic world, saved in the official layouts (what the toy config's paths name)")
+    config_args(sp)
+    sp.add_argument("--out")
+    sp.set_defaults(fn=cmd_pretrain)
+
     sp = sub.add_parser("precompute", help="VAE latents and frozen caption-encoder outputs of the training clips, as "
                         "shards (once for every variant that agrees on them)")
     config_args(sp)

@@ -14,7 +14,7 @@ import yaml
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflows" / "schemas" / "config.schema.yaml"
-SCALES = ("smoke", "paper")
+SCALES = ("smoke", "toy", "paper")
 
 
 class ConfigError(ValueError):
@@ -80,6 +80,20 @@ def validate(cfg: dict) -> dict:
     return cfg
 
 
+def _preset_chain(scale: str) -> list[dict]:
+    """The scale's preset and the presets it inherits from (`inherit: smoke` in toy.yaml), base first."""
+    chain, seen = [], []
+    while scale is not None:
+        if scale in seen:
+            raise ConfigError(f"scale preset {scale!r}: inherits from itself (expected a chain ending at a preset "
+                              f"without `inherit`)")
+        seen.append(scale)
+        preset = _read_yaml(PACKAGE_DIR / "scales" / f"{scale}.yaml", f"scale preset {scale!r}")
+        scale = preset.pop("inherit", None)
+        chain.insert(0, preset)
+    return chain
+
+
 def resolve(user_cfg: dict | None = None, overrides: dict | None = None) -> dict:
     """defaults <- scales/<scale>.yaml <- user config <- overrides, validated at each layer that a user writes."""
     user_cfg = copy.deepcopy(user_cfg or {})
@@ -90,7 +104,8 @@ def resolve(user_cfg: dict | None = None, overrides: dict | None = None) -> dict
     if scale not in SCALES:
         raise ConfigError(f"config key 'scale' = {scale!r}: expected one of {', '.join(map(repr, SCALES))}")
     cfg = _read_yaml(PACKAGE_DIR / "defaults.yaml", "defaults")
-    cfg = deep_merge(cfg, _read_yaml(PACKAGE_DIR / "scales" / f"{scale}.yaml", f"scale preset {scale!r}"))
+    for preset in _preset_chain(scale):
+        cfg = deep_merge(cfg, preset)
     cfg = deep_merge(cfg, user_cfg)
     cfg = deep_merge(cfg, overrides or {})
     cfg["scale"] = scale

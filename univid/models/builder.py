@@ -34,6 +34,7 @@ from transformers import (AutoConfig, AutoTokenizer, LlavaForConditionalGenerati
 from univid.io import atomic_path
 from univid.models.connector import Connector
 from univid.models.mllm import UniVidMLLM
+from univid.models.pretrained import check_pretrained
 from univid.models.tma import TMAState, install_tma
 from univid.models.tokenizer import load_tokenizer
 
@@ -58,8 +59,21 @@ def _check_path(spec: dict, what: str) -> None:
     if path and (path.startswith((".", "/", "~")) or Path(path).exists() or path.count("/") != 1):
         full = Path(path).expanduser() / (spec.get("subfolder") or "")
         if not full.exists():
+            hint = ("; a toy run's pretrained checkpoints: run the pretrain job, `univid pretrain` or the workflow"
+                    if "/pretrain/" in f"/{path}" else "")
             raise FileNotFoundError(f"model.{what}.path '{full}': checkpoint directory not found "
-                                    f"(expected the official on-disk layout, or a hub id)")
+                                    f"(expected the official on-disk layout, or a hub id{hint})")
+
+
+def check_pretrained_dirs(m: dict) -> None:
+    """A harness-pretrained checkpoint (toy scale) must have been pretrained for this model config: one line if not."""
+    for what in ("vae", "dit", "text_encoder"):
+        path = (m.get(what) or {}).get("path")
+        if path and Path(path).is_dir():
+            check_pretrained(m, path, "wan", f"model.{what}.path", sections=(what,))
+    init = (m.get("mllm") or {}).get("init")
+    if isinstance(init, dict) and Path(init["checkpoint"]).is_dir():
+        check_pretrained(m, init["checkpoint"], "mllm", "model.mllm.init.checkpoint")
 
 
 def cast_keeping_fp32(module: nn.Module, dtype: torch.dtype) -> nn.Module:
@@ -229,6 +243,7 @@ def build(cfg: dict, parts: tuple[str, ...] | None = None) -> Components:
     if conditioning not in CONDITIONINGS:
         raise ValueError(f"model.conditioning {conditioning!r}: expected one of {', '.join(CONDITIONINGS)}")
     device, dtype = resolve_device(cfg["device"]), DTYPES[cfg["dtype"]]
+    check_pretrained_dirs(m)
 
     def seeded(part: str):
         torch.manual_seed(cfg["seed"] + SEED_OFFSETS[part])

@@ -110,8 +110,8 @@ class ConversationSamples(Dataset):
     """Key (item, batch number, position) -> a curated Video-ChatGPT conversation, tokenized, with K uniformly
     sampled frames of its video (decoded in the worker)."""
 
-    def __init__(self, curate_dir: str | Path, tokenizer, num_frames: int):
-        path = Path(curate_dir) / "qa_train.json"
+    def __init__(self, curate_dir: str | Path, tokenizer, num_frames: int, filename: str = "qa_train.json"):
+        path = Path(curate_dir) / filename
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not found (expected `univid curate` output)")
         items = json.loads(path.read_text())

@@ -1,3 +1,13 @@
+# Toy scale: the "public checkpoints" (VAE, T2V DiT + UMT5, MLLM) pretrained on the synthetic world, shared by every
+# table (pretrain.enabled; `{pretrain}` in a model path names this job's output).
+rule pretrain:
+    output: job_outputs("pretrain")
+    params: cfg=job_json("pretrain")
+    log: f"{R}/logs/pretrain/{{key}}.log"
+    resources: **cluster_resources("pretrain")
+    threads: 2
+    shell: "OMP_NUM_THREADS={threads} univid pretrain --quiet --job-config {params.cfg:q} > {log} 2>&1"
+
 # The frozen parts' outputs (VAE latents, MLLM or UMT5 caption states) as shards, once for every variant that agrees on
 # them: all five TMA schedules of Table 4 read one precompute job.
 rule precompute:

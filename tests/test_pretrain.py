@@ -1,0 +1,113 @@
+"""The toy scale's pretrain job: checkpoints trained by the harness, saved in the official layouts, loaded back through
+the paper-scale loaders, keyed by content, and refused in one line when they belong to another config."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import job_counts, scratch_workflow, snakemake
+from univid.config import ConfigError, job_configs, resolve
+from univid.config.jobs import with_pretrained
+
+TINY = {"pretrain": {"data": {"n_clips": 6}, "vae": {"steps": 2, "batch_size": 2},
+                     "t2v": {"steps": 2, "batch_size": 4}, "mllm": {"steps": 2, "batch_size": 2}}}
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, one_torch_thread):
+    """A pretrain job at toy widths with a few steps (the mechanics; the toy run itself trains for minutes)."""
+    from univid.train.pretrain import run_pretrain
+
+    cfg = resolve({"scale": "toy", **TINY})
+    out = tmp_path_factory.mktemp("pretrain")
+    manifest = run_pretrain(cfg, out)
+    return cfg, out, manifest
+
+
+def test_toy_preset_inherits_smoke_and_points_at_the_pretrain_job():
+    cfg = resolve({"scale": "toy"})
+    smoke = resolve({"scale": "smoke"})
+    assert cfg["scale"] == "toy" and cfg["pretrain"]["enabled"] and not smoke["pretrain"]["enabled"]
+    assert cfg["sampling"] == smoke["sampling"] and cfg["llm"]["roles"] == smoke["llm"]["roles"]  # smoke's harness
+    jobs = job_configs(cfg)
+    pre = jobs["pretrain"]["dir"]
+    assert pre.startswith("results/toy/pretrain/")
+    for name in ("precompute", "stage1", "stage2", "stage3", "generate", "videoqa", "suite"):
+        assert "pretrain" in jobs[name]["upstream"], name
+    assert jobs["stage1"]["model"]["dit"]["path"] == f"{pre}/wan"
+    assert jobs["videoqa"]["model"]["mllm"]["init"] == {"checkpoint": f"{pre}/mllm"}
+    assert "pretrain" not in job_configs(smoke)  # smoke and paper have no pretrain job
+
+
+def test_pretrain_is_keyed_by_content_and_shared_by_tma_variants():
+    base = resolve({"scale": "toy"})
+    step = resolve({"scale": "toy", "tma": {"schedule": "step"}})
+    more = resolve({"scale": "toy", "pretrain": {"t2v": {"steps": 7}}})
+    key = job_configs(base)["pretrain"]["key"]
+    assert job_configs(step)["pretrain"]["key"] == key  # TMA is not pretraining's business
+    assert job_configs(more)["pretrain"]["key"] != key
+    # ... and a new pretraining re-keys every model job downstream of it
+    assert job_configs(more)["stage2"]["key"] != job_configs(base)["stage2"]["key"]
+
+
+def test_pretrain_writes_official_layouts_that_the_toy_config_loads(pretrained):
+    from diffusers import AutoencoderKLWan
+    from transformers import LlavaForConditionalGeneration
+
+    from univid.models.builder import build
+
+    cfg, out, manifest = pretrained
+    assert json.loads((out / "manifest.json").read_text())["wan"] == str(out / "wan")
+    for sub in ("vae", "transformer", "text_encoder", "tokenizer", "scheduler"):
+        assert (out / "wan" / sub).is_dir(), sub
+    assert json.loads((out / "wan" / "model_index.json").read_text())["_class_name"] == "WanPipeline"
+    llava = LlavaForConditionalGeneration.from_pretrained(out / "mllm")
+    assert llava.config.vision_feature_layer == -1 and llava.config.vision_feature_select_strategy == "full"
+    vae = AutoencoderKLWan.from_pretrained(out / "wan", subfolder="vae")
+    assert vae.config.scale_factor_spatial == 8 and len(set(vae.config.latents_std)) > 1  # measured statistics
+    comp = build(with_pretrained(cfg, str(out)))
+    # the toy model is the pretrained one: the MLLM's projector and the DiT weights are the saved ones
+    assert torch.equal(comp.model.mllm.vision_proj[0].weight, llava.model.multi_modal_projector.linear_1.weight)
+    assert comp.model.mllm.vision_feature_layer == -1
+    from diffusers import WanTransformer3DModel
+
+    dit = WanTransformer3DModel.from_pretrained(out / "wan", subfolder="transformer")
+    ours = {k.replace(".base_layer", ""): v for k, v in comp.model.dit.state_dict().items() if "lora" not in k}
+    assert all(torch.equal(ours[k], v) for k, v in dit.state_dict().items())
+
+
+def test_a_checkpoint_of_another_config_is_one_line(pretrained):
+    from univid.models.builder import build
+
+    cfg, out, _ = pretrained
+    other = resolve({"scale": "toy", **TINY, "model": {"dit": {"config": {"num_layers": 2}}}})
+    with pytest.raises(ValueError, match=r"model.dit.path '.*wan': pretrained for another model config "
+                                         r"\(model.dit differs; expected the pretrain job of this config"):
+        build(with_pretrained(other, str(out)))
+
+
+def test_missing_pretrain_output_and_placeholder_without_the_job_are_one_line(tmp_path):
+    from univid.models.builder import build
+
+    cfg = resolve({"scale": "toy"})
+    missing = with_pretrained(cfg, str(tmp_path / "results/toy/pretrain/0123456789ab"))
+    with pytest.raises(FileNotFoundError, match=r"checkpoint directory not found .*run the pretrain job"):
+        build(missing)
+    with pytest.raises(ValueError, match=r"config key 'model\.\S+' names the pretrain job's output .* "
+                                         r"pretrain.enabled is false"):
+        job_configs(resolve({"scale": "toy", "pretrain": {"enabled": False}}))
+
+
+def test_unknown_scale_names_the_three():
+    with pytest.raises(ConfigError, match=r"'smoke', 'toy', 'paper'"):
+        resolve({"scale": "tiny"})
+
+
+def test_toy_table4_plans_one_pretrain_job_for_every_schedule(tmp_path):
+    work = scratch_workflow(tmp_path)
+    (work / "scale.yaml").write_text("scale: toy\n")
+    proc = snakemake(work, "-n", "--cores", "2", "reports/table4.tex", "--configfile", "scale.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["pretrain"] == 1 and counts["precompute"] == 1 and counts["stage1"] == 5, counts

@@ -1,0 +1,262 @@
+"""The toy scale's "public checkpoints", pretrained by the harness itself on the synthetic world (the pretrain job).
+
+The paper bootstraps UniVid from public checkpoints (Wan 2.2 TI2V-5B; a SigLIP2 + Qwen2 MLLM). At toy scale the
+honest analogue is a world small enough that tiny models learn it in minutes: this job renders its own synthetic
+world (`pretrain.data`: a seed disjoint from the curate job's, so no evaluation clip is ever pretrained on) and trains
+  1. the Wan VAE (reconstruction, a small KL term; its per-channel latent statistics become latents_mean/std),
+  2. a text-to-video Wan DiT from scratch with its own frozen UMT5 text encoder (flow matching, Wan's conditioning),
+  3. the MLLM: ViT + LLM + projector, SFT on the world's questions and captions (all weights train),
+and saves them in the official layouts the paper-scale loaders read: `wan/` as Wan2.2-TI2V-5B-Diffusers
+({vae, transformer, text_encoder, tokenizer, scheduler}, model_index.json) and `mllm/` as a transformers LLaVA
+checkpoint (SigLIP tower + Qwen2 + Linear-GELU-Linear projector, vision_feature_layer -1). The toy config points
+model.{vae,dit,text_encoder,scheduler}.path and model.mllm.init.checkpoint at them (`{pretrain}` in a path); the
+paper's three stages then run on top unchanged.
+
+Each saved part records the hash of the model config it was built from (`univid_pretrain.json`), so a run whose
+config asks for another architecture gets one line naming it instead of a shape error deep in from_pretrained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from univid.io import atomic_dir, read_json, write_json
+from univid.models.pretrained import PARTS_FILE, part_hashes
+
+def pretrain_world_config(cfg: dict) -> dict:
+    """The data config of the pretrain world: the curate job's synthetic settings with the pretrain seed and size."""
+    syn = dict(cfg["data"]["synthetic"])
+    syn.update(cfg["pretrain"]["data"])
+    return {"source": "synthetic", "synthetic": syn, "filters": cfg["data"].get("filters") or {},
+            "num_gen_samples": None, "num_qa_samples": None}
+
+
+def _fresh(spec: dict) -> dict:
+    return {**spec, "path": None}
+
+
+def _load_clips(world: Path) -> tuple[torch.Tensor, list[str]]:
+    """Every generation clip of the pretrain world as uint8 [N, T, H, W, 3], and their captions."""
+    from univid.data.video import read_video
+
+    rows = [json.loads(line) for line in (world / "gen_train.jsonl").read_text().splitlines() if line.strip()]
+    frames = np.stack([read_video(r["video"]).frames for r in rows])
+    return torch.from_numpy(frames), [r["caption"] for r in rows]
+
+
+def _to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, T, H, W, 3] -> [B, 3, T, H, W] in [-1, 1] (the Wan VAE's input)."""
+    return frames_uint8.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def _cosine_lr(opt, base: float, step: int, total: int, warmup: int = 20) -> None:
+    lr = base * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def _loop(name: str, params, steps: int, lr: float, loss_fn, log) -> list[float]:
+    """A plain AdamW loop with warmup + cosine decay and gradient clipping; returns the loss every step."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    losses, start = [], time.time()
+    for step in range(steps):
+        _cosine_lr(opt, lr, step, steps)
+        loss = loss_fn(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(round(float(loss.detach()), 6))
+        if log and (step % 100 == 0 or step == steps - 1):
+            log(f"pretrain {name}: step {step + 1}/{steps} loss {losses[-1]:.4f} ({time.time() - start:.0f} s)")
+    return losses
+
+
+def pretrain_vae(spec: dict, clips: torch.Tensor, p: dict, seed: int, log):
+    """The Wan VAE on random `window`-frame crops of the clips (the causal VAE encodes 1 + 4k frames)."""
+    from univid.models.builder import build_vae
+
+    torch.manual_seed(seed)
+    vae = build_vae(_fresh(spec))
+    vae.train()
+    g = torch.Generator().manual_seed(seed)
+    n, t = clips.shape[:2]
+    window = min(p["window"], t)
+
+    def loss_fn(step):
+        idx = torch.randint(0, n, (p["batch_size"],), generator=g)
+        start = int(torch.randint(0, t - window + 1, (1,), generator=g))
+        x = _to_unit(clips[idx, start:start + window])
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.mode()).sample
+        kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
+        return F.mse_loss(rec, x) + p["kl_weight"] * kl
+
+    losses = _loop("vae", [q for q in vae.parameters() if q.requires_grad], p["steps"], p["lr"], loss_fn, log)
+    vae.eval()
+    with torch.no_grad():  # latent statistics over the whole clips: the DiT works on normalised latents
+        latents = torch.cat([vae.encode(_to_unit(clips[i:i + 8])).latent_dist.mode() for i in range(0, n, 8)])
+    mean = latents.mean(dim=(0, 2, 3, 4))
+    std = latents.std(dim=(0, 2, 3, 4)).clamp_min(1e-3)
+    vae.register_to_config(latents_mean=[round(float(v), 6) for v in mean],
+                           latents_std=[round(float(v), 6) for v in std])
+    normalised = (latents - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)
+    return vae, normalised, losses
+
+
+def pretrain_t2v(model_cfg: dict, latents: torch.Tensor, captions: list[str], p: dict, seed: int, log):
+    """A text-to-video Wan DiT from scratch on the clips' normalised latents, conditioned by its own frozen UMT5
+    (WanPipeline's prompt encoding), with flow matching on the Wan 2.2 sampler's shifted sigmas and CFG dropout
+    (the empty prompt, as WanPipeline encodes no negative prompt)."""
+    from diffusers import WanPipeline
+
+    from univid.models.builder import build_dit, build_scheduler, build_text_encoder
+    from univid.models.tokenizer import load_tokenizer
+
+    torch.manual_seed(seed)
+    encoder, tokenizer = build_text_encoder(_fresh(model_cfg["text_encoder"]), load_tokenizer(model_cfg["tokenizer"]))
+    encoder.eval()
+    scheduler = build_scheduler(_fresh(model_cfg["scheduler"]))
+    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=encoder, vae=None, scheduler=None)
+    with torch.no_grad():
+        context, _ = pipe.encode_prompt(captions + [""], do_classifier_free_guidance=False,
+                                        max_sequence_length=model_cfg["max_text_tokens"], device=torch.device("cpu"))
+    null, context = context[-1:], context[:-1]
+    torch.manual_seed(seed + 1)
+    dit = build_dit(_fresh(model_cfg["dit"]))
+    dit.train()
+    sched = type(scheduler).from_config(scheduler.config)
+    sched.set_timesteps(1000)
+    sigmas = sched.sigmas[:-1].float()
+    g = torch.Generator().manual_seed(seed)
+    n = latents.shape[0]
+
+    def loss_fn(step):
+        b = p["batch_size"]
+        idx = torch.randint(0, n, (b,), generator=g)
+        x0 = latents[idx]
+        noise = torch.randn(x0.shape, generator=g)
+        s = sigmas[torch.randint(0, len(sigmas), (b,), generator=g)]
+        drop = torch.rand(b, generator=g) < p["cfg_dropout"]
+        ctx = torch.where(drop.view(-1, 1, 1), null.expand(b, -1, -1), context[idx])
+        x_t = (1 - s.view(-1, 1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1, 1) * noise
+        pred = dit(hidden_states=x_t, timestep=s * 1000.0, encoder_hidden_states=ctx, return_dict=False)[0]
+        return F.mse_loss(pred, noise - x0)
+
+    losses = _loop("t2v", [q for q in dit.parameters() if q.requires_grad], p["steps"], p["lr"], loss_fn, log)
+    dit.eval()
+    return dit, encoder, tokenizer, scheduler, losses
+
+
+def _mllm_items(world: Path, captions_prompt: str) -> list[dict]:
+    """The world's questions (Video-ChatGPT conversations, as curated) and one caption conversation per clip."""
+    items = read_json(world / "qa_train.json")
+    for i, line in enumerate((world / "gen_train.jsonl").read_text().splitlines()):
+        row = json.loads(line)
+        items.append({"id": f"caption_{i}", "video": row["video"],
+                      "conversations": [{"from": "human", "value": f"<video>\n{captions_prompt}"},
+                                        {"from": "gpt", "value": row["caption"]}]})
+    return items
+
+
+def pretrain_mllm(model_cfg: dict, world: Path, p: dict, seed: int, log):
+    """ViT + LLM + projector from scratch, SFT (assistant-token cross-entropy) on the world's conversations with
+    `num_frames` uniform frames each. The projector reads hidden_states[-1] (vision_feature_layer -1, as the LLaVA
+    layout it is saved in records)."""
+    from univid.models.builder import Components, UniVid, build_llm, build_vit
+    from univid.models.mllm import UniVidMLLM
+    from univid.models.tokenizer import load_tokenizer
+    from univid.train.loader import ConversationSamples, batch_stream, collate_conversations
+    from univid.train.losses import sft_loss
+
+    tokenizer = load_tokenizer(model_cfg["tokenizer"])
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(seed)
+    llm = build_llm(_fresh(model_cfg["llm"]), vocab_size=len(tokenizer))
+    torch.manual_seed(seed + 1)
+    vit = build_vit(_fresh(model_cfg["vit"]))
+    torch.manual_seed(seed + 2)
+    mllm = UniVidMLLM(llm, vit, vae_z_dim=1, vision_feature_layer=-1)
+    comp = Components(UniVid(mllm, None, None, None), tokenizer, None, None, "vit", model_cfg["max_text_tokens"],
+                      torch.device("cpu"), torch.float32)
+    write_json(world / "mllm_train.json", _mllm_items(world, p["caption_prompt"]))
+    data = ConversationSamples(world, tokenizer, p["num_frames"], filename="mllm_train.json")
+    stream = batch_stream(data, collate_conversations, p["batch_size"], seed, 0, 0, 1, 1, 0)
+    mllm.train()
+    params = [q for n, q in mllm.named_parameters() if not n.startswith("vae_proj")]
+
+    def loss_fn(step):
+        batch = next(stream)
+        return sft_loss(comp, batch["frames"], batch["pieces"], "vit")
+
+    losses = _loop("mllm", params, p["steps"], p["lr"], loss_fn, log)
+    mllm.eval()
+    return mllm, tokenizer, losses
+
+
+def save_llava(mllm, tokenizer, out: Path) -> None:
+    """The MLLM as a transformers LLaVA checkpoint (what `model.mllm.init: {checkpoint}` loads)."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    text = mllm.llm.config.to_dict()
+    config = LlavaConfig(vision_config=mllm.vit.config.to_dict(), text_config=text, vision_feature_layer=-1,
+                         vision_feature_select_strategy="full", image_token_index=len(tokenizer) - 1,
+                         projector_hidden_act="gelu", multimodal_projector_bias=True,
+                         tie_word_embeddings=text.get("tie_word_embeddings", False))
+    with torch.device("meta"):
+        llava = LlavaForConditionalGeneration(config)
+    llava.model.vision_tower = mllm.vit
+    llava.model.language_model = mllm.llm.model
+    llava.lm_head = mllm.llm.lm_head
+    proj = llava.model.multi_modal_projector
+    proj.linear_1, proj.linear_2 = mllm.vision_proj[0], mllm.vision_proj[2]
+    llava.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def run_pretrain(cfg: dict, out: Path, log=None) -> dict:
+    """Pretrain the toy scale's checkpoints into `out` (wan/, mllm/, pretrain_log.json, then manifest.json)."""
+    from diffusers import WanPipeline
+
+    from univid.data.curate import curate
+
+    p, m, seed = cfg["pretrain"], cfg["model"], int(cfg["seed"])
+    out = Path(out)
+    world = out / "world"
+    if not (world / "curation_report.json").is_file():
+        curate(pretrain_world_config(cfg), world, seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    timings, log_body = {}, {}
+    t0 = time.time()
+    clips, captions = _load_clips(world)
+    vae, latents, log_body["vae"] = pretrain_vae(m["vae"], clips, p["vae"], seed, log)
+    timings["vae_s"] = round(time.time() - t0, 1)
+    t0 = time.time()
+    dit, encoder, text_tokenizer, scheduler, log_body["t2v"] = pretrain_t2v(m, latents, captions, p["t2v"], seed, log)
+    timings["t2v_s"] = round(time.time() - t0, 1)
+    t0 = time.time()
+    mllm, tokenizer, log_body["mllm"] = pretrain_mllm(m, world, p["mllm"], seed, log)
+    timings["mllm_s"] = round(time.time() - t0, 1)
+    with atomic_dir(out / "wan") as tmp:
+        WanPipeline(tokenizer=text_tokenizer, text_encoder=encoder, transformer=dit, vae=vae,
+                    scheduler=scheduler).save_pretrained(tmp)
+        write_json(tmp / PARTS_FILE, {"parts": part_hashes(m, "wan")})
+    with atomic_dir(out / "mllm") as tmp:
+        save_llava(mllm, tokenizer, tmp)
+        write_json(tmp / PARTS_FILE, {"parts": part_hashes(m, "mllm")})
+    final = {k: float(np.mean(v[-20:])) for k, v in log_body.items()}
+    write_json(out / "pretrain_log.json", {"losses": log_body, "final_loss_mean_last20": final, "timings": timings,
+                                           "clips": len(captions)})
+    manifest = {"wan": str(out / "wan"), "mllm": str(out / "mllm"), "final_loss_mean_last20": final,
+                "timings": timings}
+    write_json(out / "manifest.json", manifest)  # last: its presence means the job is complete
+    return manifest
+
