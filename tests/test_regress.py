@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from univid.report.regress import baseline_from_results, compare, regress
+from univid.report.regress import SEED_FLOOR, SEED_K, baseline_from_results, compare, read_seed_run, regress
 
 
 def _results(total=70.0, color=50.0):
@@ -90,3 +90,121 @@ def test_an_na_cell_is_recorded_as_such_and_may_stay_na():
     assert compare(_became_na(_results(), failed=10), base)["ok"].all()
     frame = compare(_results(color=0.0), base)  # a number where the baseline has none: accepted only by --update
     assert list(frame[~frame["ok"]]["note"]) == ["n/a in the baseline"]
+
+
+# ------------------------------------------------------------------------------- seed-measured tolerances
+def _seeded(seed, total=70.0, color=50.0):
+    res = _results(total=total, color=color)
+    for row in res["rows"]:
+        row["seed"] = seed  # univid collect records each row's seed
+    return res
+
+
+def _runs(*bodies):
+    """[(name, run)] as baseline_from_results takes them, one seed run per results.json body."""
+    return [(f"s{i}", {(b["table"], b["scale"]): b}) for i, b in enumerate(bodies, 1)]
+
+
+def test_seed_tolerance_is_k_times_the_sample_sd_over_main_and_seed_runs():
+    # total: 70, 71, 72 -> mean 71, sample sd sqrt((1 + 0 + 1) / 2) = 1 -> tolerance 3 * 1
+    base = baseline_from_results([_seeded(0)], seed_runs=_runs(_seeded(1, total=71.0), _seeded(2, total=72.0)))
+    spec = base["tables"]["table4"]["rows"]["cosine"]["total"]
+    assert SEED_K == 3.0
+    assert spec["value"] == 70.0  # the baseline value stays the main run's
+    assert spec["tolerance"] == 3.0
+    assert spec["tolerance_source"] == "seeds:3 sd=1.0000" and spec["seeds"] == 3
+    assert base["seeds"] == [0, 1, 2]
+    assert base["tolerance"] == {"rule": "seeds", "k": SEED_K, "floor": SEED_FLOOR, "runs": 3}
+    # two runs, 70.0 and 70.5: sd = 0.5 / sqrt(2) = 0.353553 -> 3 * sd = 1.0607
+    base = baseline_from_results([_seeded(0)], seed_runs=_runs(_seeded(1, total=70.5)))
+    assert base["tables"]["table4"]["rows"]["cosine"]["total"]["tolerance"] == 1.0607
+
+
+def test_identical_seed_runs_get_the_floor():
+    base = baseline_from_results([_seeded(0)], seed_runs=_runs(_seeded(1), _seeded(2)))
+    spec = base["tables"]["table4"]["rows"]["cosine"]["color"]
+    assert spec["tolerance"] == SEED_FLOOR == 0.05
+    assert spec["tolerance_source"] == "seeds:3 sd=0.0000"
+    assert compare(_results(color=50.04), base)["ok"].all()  # float noise across CPUs
+    assert not compare(_results(color=50.1), base)["ok"].all()
+
+
+def test_a_shift_of_4_sd_is_caught_and_2_sd_is_not():
+    base = baseline_from_results([_seeded(0)], seed_runs=_runs(_seeded(1, total=71.0), _seeded(2, total=72.0)))
+    sd = 1.0
+    assert compare(_results(total=70.0 + 2 * sd), base)["ok"].all()
+    assert compare(_results(total=70.0 - 2 * sd), base)["ok"].all()
+    frame = compare(_results(total=70.0 + 4 * sd), base)
+    bad = frame[~frame["ok"]]
+    assert list(zip(bad["variant"], bad["metric"], bad["source"])) == [("cosine", "total", "seeds:3 sd=1.0000")]
+
+
+def test_a_seed_run_missing_a_metric_variant_or_table_is_a_one_line_error():
+    lacking = _seeded(1)
+    del lacking["rows"][0]["scores"]["color"]
+    with pytest.raises(ValueError, match=r"^seed run s1: table4/cosine has no metric 'color'$"):
+        baseline_from_results([_seeded(0)], seed_runs=_runs(lacking))
+    lacking = _seeded(1)
+    lacking["rows"] = lacking["rows"][:1]
+    with pytest.raises(ValueError, match=r"^seed run s1: table table4 has no variant 'wo_tma'$"):
+        baseline_from_results([_seeded(0)], seed_runs=_runs(lacking))
+    with pytest.raises(ValueError, match=r"^seed run s1: no table table4 at scale smoke"):
+        baseline_from_results([_seeded(0)], seed_runs=_runs(dict(_seeded(1), table="table5")))
+
+
+def test_a_seed_run_at_the_main_runs_seed_or_another_config_is_refused():
+    with pytest.raises(ValueError, match="appears twice"):
+        baseline_from_results([_seeded(0)], seed_runs=_runs(_seeded(1), _seeded(0)))
+    main, other = _seeded(0), _seeded(1)
+    main["rows"][0]["config"], other["rows"][0]["config"] = {"tma": {"schedule": "cosine"}}, {"tma": {"schedule": "none"}}
+    with pytest.raises(ValueError, match="another config"):
+        baseline_from_results([main], seed_runs=_runs(other))
+
+
+def test_na_at_some_seeds_measures_the_spread_of_the_numbers():
+    other = _seeded(2, total=72.0)
+    other["rows"][0]["scores"]["total"], other["rows"][0]["na"] = None, {"total": 3}
+    base = baseline_from_results([_seeded(0)], seed_runs=_runs(_seeded(1, total=71.0), other))
+    spec = base["tables"]["table4"]["rows"]["cosine"]["total"]
+    assert spec["tolerance_source"].startswith("seeds:2 ") and spec["na_seed_runs"] == 1
+    base = baseline_from_results([_seeded(0)], seed_runs=_runs(other))
+    assert base["tables"]["table4"]["rows"]["cosine"]["total"]["tolerance_source"].startswith("flat")
+
+
+def test_without_seed_runs_tolerances_are_flat_and_labelled_so():
+    base = baseline_from_results([_seeded(0)])
+    assert base["tables"]["table4"]["rows"]["cosine"]["total"]["tolerance_source"] == "flat"
+    assert base["seeds"] == [0] and base["tolerance"]["rule"] == "flat"
+
+
+def _write_run(root, body):
+    path = root / body["scale"] / "tables" / body["table"] / "results.json"  # a workflow's results_dir layout
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(body))
+    return path
+
+
+def test_cli_update_with_seed_runs(tmp_path):
+    main = _write_run(tmp_path / "main", _seeded(0))
+    _write_run(tmp_path / "seed1", _seeded(1, total=71.0))
+    _write_run(tmp_path / "seed2", _seeded(2, total=72.0))
+    assert set(read_seed_run(tmp_path / "seed1")) == {("table4", "smoke")}
+    baseline = tmp_path / "baseline.json"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "univid.cli", "regress", "--results", str(main),
+                                     "--baseline", str(baseline), *a], capture_output=True, text=True)
+    proc = run("--update", "--seed-runs", str(tmp_path / "seed1"), str(tmp_path / "seed2"))
+    assert proc.returncode == 0, proc.stderr
+    assert "tolerances: 4 from seeds, 0 flat" in proc.stdout
+    body = json.loads(baseline.read_text())
+    assert body["seeds"] == [0, 1, 2]
+    assert body["tables"]["table4"]["rows"]["cosine"]["total"]["tolerance"] == 3.0
+    assert run().returncode == 0
+    proc = run("--seed-runs", str(tmp_path / "seed1"))  # tolerances are measured only when writing the baseline
+    assert proc.returncode == 2 and "only with --update" in proc.stderr
+    lacking = _seeded(3)
+    del lacking["rows"][1]["scores"]["total"]
+    _write_run(tmp_path / "seed3", lacking)
+    proc = run("--update", "--seed-runs", str(tmp_path / "seed1"), str(tmp_path / "seed3"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"univid regress: error: seed run {tmp_path / 'seed3'}: table4/wo_tma has no metric 'total'"]

@@ -17,14 +17,19 @@ def cmd_regress(args) -> None:
     if not paths:
         raise FileNotFoundError(f"{args.results_dir}/smoke/tables/*/results.json: no results found (expected a smoke "
                                 f"run first: snakemake --cores all reports/table4.tex)")
-    ok, frame = regress(paths, Path(args.baseline), update=args.update, tolerance=args.tolerance)
+    ok, frame = regress(paths, Path(args.baseline), update=args.update, tolerance=args.tolerance,
+                        seed_runs=[Path(p) for p in args.seed_runs])
     bad = frame[~frame["ok"]]
     shown = frame if args.all else bad
     if len(shown):
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.update:
-        print(f"baseline rewritten on request: {args.baseline} ({len(frame)} metrics)")
-    print(f"regress: {len(frame) - len(bad)} of {len(frame)} metrics within tolerance")
+        print(f"baseline rewritten on request: {args.baseline} ({len(frame)} metrics, tolerances "
+              f"{'from ' + str(len(args.seed_runs) + 1) + ' seeds' if args.seed_runs else 'flat'})")
+    sources = frame["source"].dropna()
+    seeded = int(sources.str.startswith("seeds:").sum())
+    print(f"regress: {len(frame) - len(bad)} of {len(frame)} metrics within tolerance "
+          f"(tolerances: {seeded} from seeds, {len(sources) - seeded} flat)")
     if not ok:
         became_na = bad["note"] == "became n/a"
         if became_na.any():
@@ -188,7 +193,14 @@ def register(sub) -> None:
     sp.add_argument("--results", action="append", default=[], help="results.json (default: every smoke table)")
     sp.add_argument("--results-dir", default="results")
     sp.add_argument("--update", action="store_true", help="rewrite the baseline from these results, on purpose")
-    sp.add_argument("--tolerance", type=float, default=0.5, help="with --update: per-metric tolerance (points)")
+    sp.add_argument("--tolerance", type=float, default=0.5,
+                    help="with --update and no --seed-runs: the flat per-metric tolerance (points; at least the "
+                    "metric's CI half-width)")
+    sp.add_argument("--seed-runs", nargs="+", action="extend", default=[], metavar="RUN",
+                    help="with --update: the same tables from the same config at other seeds, one RUN each (a "
+                    "results dir searched for results.json, or one results.json); each metric's tolerance becomes "
+                    "max(floor, k x its sample sd over the main run and these), k and floor: SEED_K and SEED_FLOOR "
+                    "in univid/report/regress.py")
     sp.add_argument("--all", action="store_true", help="print every metric, not only those outside tolerance")
     sp.set_defaults(fn=cmd_regress)
 
