@@ -233,7 +233,6 @@ def run_pretrain(cfg: dict, out: Path, log=None) -> dict:
     world = out / "world"
     if not (world / "curation_report.json").is_file():
         curate(pretrain_world_config(cfg), world, seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     timings, log_body = {}, {}
     t0 = time.time()
     clips, captions = _load_clips(world)
