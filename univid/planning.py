@@ -38,6 +38,8 @@ def units(job: dict, cfg: dict) -> float:
         return cfg["data"]["num_gen_samples"]
     if name.startswith("stage"):
         return cfg["train"][name]["steps"]
+    if name == "pretrain":  # the VAE's, the T2V DiT's and the MLLM's optimiser steps
+        return sum(cfg["pretrain"][part]["steps"] for part in ("vae", "t2v", "mllm"))
     if name == "ti2v_suite":
         return len(ti2v_entries(cfg))
     if name in ("generate", "evaluate"):
