@@ -40,6 +40,21 @@ def test_toy_preset_inherits_smoke_and_points_at_the_pretrain_job():
     assert "pretrain" not in job_configs(smoke)  # smoke and paper have no pretrain job
 
 
+def test_a_job_rebuilds_its_config_with_every_pretrain_path_filled_in():
+    """A job's command rebuilds the full config from the job config; the model parts it does not key on (the
+    scheduler of an understanding job) come from the preset and must name its pretrain upstream too."""
+    from univid.config.jobs import PLACEHOLDER, json_paths_with
+    from univid.workflow import config_from_job
+
+    jobs = job_configs(resolve({"scale": "toy"}))
+    pre = jobs["pretrain"]["dir"]
+    for name, job in jobs.items():
+        if "pretrain" in job["upstream"]:
+            model = config_from_job(job)["model"]
+            assert json_paths_with(model, PLACEHOLDER) == [], name
+            assert model["scheduler"]["path"] == f"{pre}/wan", name
+
+
 def test_pretrain_is_keyed_by_content_and_shared_by_tma_variants():
     base = resolve({"scale": "toy"})
     step = resolve({"scale": "toy", "tma": {"schedule": "step"}})
