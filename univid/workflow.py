@@ -110,7 +110,7 @@ def job_dir(cfg: dict, job: str, key: str) -> str:
 
 def config_from_job(job_cfg: dict) -> dict:
     """Rebuild a full config from a job config: the job's sections, defaults for what the job does not read."""
-    from univid.config.jobs import PLACEHOLDER, _substitute
+    from univid.config.jobs import with_pretrained
 
     sections = {k: v for k, v in job_cfg.items() if k not in _JOB_ONLY_KEYS}
     cfg = resolve(sections)
@@ -118,7 +118,7 @@ def config_from_job(job_cfg: dict) -> dict:
     # comes from the scale preset, `{pretrain}` and all: it names this job's pretrain upstream as the keyed ones do.
     pretrain_dir = (job_cfg.get("upstream_dirs") or {}).get("pretrain")
     if pretrain_dir is not None:
-        cfg = {**cfg, "model": _substitute(cfg["model"], PLACEHOLDER, pretrain_dir)}
+        cfg = with_pretrained(cfg, pretrain_dir)
     return cfg
 
 
