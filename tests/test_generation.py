@@ -3,6 +3,7 @@ provenance), the time-indexed connector g_phi(Z_u, t), `univid generate`, and th
 with every run (manifest, run record, MLflow params)."""
 
 import json
+import types
 from pathlib import Path
 
 import numpy as np
@@ -357,3 +358,11 @@ def test_job_keys_follow_model_conditioning(tmp_path):
     for job in ("stage1", "stage3", "generate"):
         rebuilt = config_from_job(t5[job])["model"]
         assert rebuilt["conditioning"] == "t5" and rebuilt["text_encoder"] == resolve(base)["model"]["text_encoder"]
+
+
+def test_make_pipeline_refuses_a_dit_patch_the_ti2v_sampler_cannot_time(comp):
+    # diffusers' expand_timesteps subsamples the latent mask by 2: a [1, 4, 4] DiT would fail deep inside a block.
+    dit = types.SimpleNamespace(config=types.SimpleNamespace(**{**dict(comp.model.dit.config), "patch_size": [1, 4, 4]}))
+    fake = types.SimpleNamespace(model=types.SimpleNamespace(dit=dit, vae=comp.model.vae), scheduler=comp.scheduler)
+    with pytest.raises(ValueError, match=r"model.dit.config.patch_size \[1, 4, 4\]: expected spatial patch 2"):
+        make_pipeline(fake)

@@ -26,6 +26,12 @@ from univid.models.conditioning import encode_condition, padding_keys
 
 def make_pipeline(comp: Components, ti2v: bool = False) -> WanPipeline | WanImageToVideoPipeline:
     """The Wan 2.2 TI2V-5B sampler over the harness's DiT, VAE and scheduler (no text encoder: contexts come in)."""
+    # TI2V-5B's per-token timesteps (expand_timesteps) subsample the latent mask by [:, ::2, ::2] in diffusers: they
+    # fit only a DiT that patches the latent by 2 spatially, as TI2V-5B does; any other patch fails deep in a block.
+    patch = list(comp.model.dit.config.patch_size)
+    if patch[1:] != [2, 2]:
+        raise ValueError(f"model.dit.config.patch_size {patch}: expected spatial patch 2 ([t, 2, 2]), which the Wan 2.2 "
+                         "TI2V sampler's per-token timesteps (expand_timesteps) assume")
     parts = dict(tokenizer=None, text_encoder=None, vae=comp.model.vae, scheduler=comp.scheduler,
                  transformer=comp.model.dit, expand_timesteps=True)
     return WanImageToVideoPipeline(**parts) if ti2v else WanPipeline(**parts)
