@@ -126,3 +126,30 @@ def test_toy_table4_plans_one_pretrain_job_for_every_schedule(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["pretrain"] == 1 and counts["precompute"] == 1 and counts["stage1"] == 5, counts
+
+
+def test_mllm_pretrain_data_carry_the_actors_system_turn_in_the_given_share(tmp_path):
+    from univid.reflection.templates import render
+    from univid.train.pretrain import _mllm_items
+
+    videos = [f"v{i}.mp4" for i in range(40)]
+    (tmp_path / "gen_train.jsonl").write_text("".join(json.dumps({"video": v, "caption": f"caption of {v}"}) + "\n"
+                                                      for v in videos))
+    qa = [{"id": f"{v}_{k}", "video": v, "conversations": [{"from": "human", "value": "<video>\nq"},
+                                                            {"from": "gpt", "value": "a"}]}
+          for v in videos for k in range(10)]
+    (tmp_path / "qa_train.json").write_text(json.dumps(qa))
+
+    items = _mllm_items(tmp_path, "Describe the video.", 0.5, seed=3)
+    with_system = [i for i in items if i["conversations"][0]["from"] == "system"]
+    assert len(items) == len(qa) + len(videos)
+    assert 0.4 < len(with_system) / len(qa) < 0.6
+    assert all(i["conversations"][1:] == qa[0]["conversations"] for i in with_system)
+    own = [i for i in with_system
+           if i["conversations"][0]["value"] == render("actor", global_caption=f"caption of {i['video']}")]
+    assert 0.3 < len(own) / len(with_system) < 0.7  # the rest carry another clip's caption
+    assert all(i["conversations"][0]["value"].startswith(render("actor", global_caption="")) for i in with_system)
+    assert _mllm_items(tmp_path, "Describe the video.", 0.5, seed=3) == items
+    assert not any(i["conversations"][0]["from"] == "system" for i in _mllm_items(tmp_path, "x", 0.0))
+    with pytest.raises(ValueError, match="system_fraction"):
+        _mllm_items(tmp_path, "x", 1.5)

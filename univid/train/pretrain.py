@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from pathlib import Path
 
@@ -162,11 +163,33 @@ def pretrain_t2v(model_cfg: dict, latents: torch.Tensor, captions: list[str], p:
     return dit, encoder, tokenizer, scheduler, losses
 
 
-def _mllm_items(world: Path, captions_prompt: str) -> list[dict]:
-    """The world's questions (Video-ChatGPT conversations, as curated) and one caption conversation per clip."""
-    items = read_json(world / "qa_train.json")
-    for i, line in enumerate((world / "gen_train.jsonl").read_text().splitlines()):
-        row = json.loads(line)
+def _mllm_items(world: Path, captions_prompt: str, system_fraction: float = 0.0, seed: int = 0) -> list[dict]:
+    """The world's questions (Video-ChatGPT conversations, as curated) and one caption conversation per clip.
+
+    A `system_fraction` of the questions (seeded choice) also get the Actor's system turn (the `actor` prompt with
+    a global caption), half of them with the clip's own caption and half with another clip's: a public MLLM has
+    seen many system prompts, this one would otherwise have seen none, and the Actor asks with that turn under
+    Pyramid Reflection (measured at toy: without it, the tiny Actor answered "What color is the background?" with a
+    whole caption once the turn was there, and "black" without it). Another clip's caption teaches that the caption
+    may be wrong, as C_g from a stand-in summarizer is."""
+    from univid.reflection.templates import render
+
+    if not 0.0 <= system_fraction <= 1.0:
+        raise ValueError(f"pretrain.mllm.system_fraction: {system_fraction} (expected a number in [0, 1])")
+    rows = [json.loads(line) for line in (world / "gen_train.jsonl").read_text().splitlines()]
+    captions = {row["video"]: row["caption"] for row in rows}
+    others = [row["caption"] for row in rows]
+    rng = random.Random(seed)
+    items = []
+    for item in read_json(world / "qa_train.json"):
+        if rng.random() < system_fraction:
+            own = rng.random() < 0.5 or len(set(others)) < 2
+            caption = captions[item["video"]] if own else rng.choice([c for c in others
+                                                                    if c != captions[item["video"]]])
+            item = {**item, "conversations": [{"from": "system", "value": render("actor", global_caption=caption)},
+                                              *item["conversations"]]}
+        items.append(item)
+    for i, row in enumerate(rows):
         items.append({"id": f"caption_{i}", "video": row["video"],
                       "conversations": [{"from": "human", "value": f"<video>\n{captions_prompt}"},
                                         {"from": "gpt", "value": row["caption"]}]})
@@ -194,7 +217,7 @@ def pretrain_mllm(model_cfg: dict, world: Path, p: dict, seed: int, log):
     mllm = UniVidMLLM(llm, vit, vae_z_dim=1, vision_feature_layer=-1)
     comp = Components(UniVid(mllm, None, None, None), tokenizer, None, None, "vit", model_cfg["max_text_tokens"],
                       torch.device("cpu"), torch.float32)
-    write_json(world / "mllm_train.json", _mllm_items(world, p["caption_prompt"]))
+    write_json(world / "mllm_train.json", _mllm_items(world, p["caption_prompt"], p["system_fraction"], seed))
     data = ConversationSamples(world, tokenizer, p["num_frames"], filename="mllm_train.json")
     stream = batch_stream(data, collate_conversations, p["batch_size"], seed, 0, 0, 1, 1, 0)
     mllm.train()
