@@ -35,11 +35,17 @@ WORKFLOW_FILES = ("Snakefile", "workflows", "ablations", "reports/templates", "r
 
 
 def scratch_workflow(dest: Path) -> Path:
-    """A copy of what a workflow run reads (the package itself is installed in the venv)."""
+    """A copy of what a workflow run reads (the package itself is installed in the venv), at `scale: smoke`: the
+    workflow's embedded default is toy (a pretrain job first), and tests check mechanics."""
     dest.mkdir(parents=True, exist_ok=True)
     for item in WORKFLOW_FILES:
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / item)
+    config = dest / "workflows" / "config.yaml"
+    text = config.read_text()
+    if text.count("\nscale: toy\n") != 1:
+        raise AssertionError(f"{config}: expected one line 'scale: toy' (the workflow's default) to pin to smoke")
+    config.write_text(text.replace("\nscale: toy\n", "\nscale: smoke\n"))
     return dest
 
 
