@@ -179,13 +179,16 @@ def _mllm_items(world: Path, captions_prompt: str, system_fraction: float = 0.0,
     rows = [json.loads(line) for line in (world / "gen_train.jsonl").read_text().splitlines()]
     captions = {row["video"]: row["caption"] for row in rows}
     others = [row["caption"] for row in rows]
+    has_other = len(set(others)) > 1
     rng = random.Random(seed)
     items = []
     for item in read_json(world / "qa_train.json"):
         if rng.random() < system_fraction:
-            own = rng.random() < 0.5 or len(set(others)) < 2
-            caption = captions[item["video"]] if own else rng.choice([c for c in others
-                                                                    if c != captions[item["video"]]])
+            own = captions[item["video"]]
+            if rng.random() >= 0.5 and has_other:
+                caption = rng.choice([c for c in others if c != own])
+            else:
+                caption = own
             item = {**item, "conversations": [{"from": "system", "value": render("actor", global_caption=caption)},
                                               *item["conversations"]]}
         items.append(item)
