@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 CORES  ?= all
 
-.PHONY: setup report report-all test bench bench-all clean-results
+.PHONY: setup report report-all test bench bench-all clean-results ship-pretrain
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ bench: setup
 
 bench-all: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/perf/all_smoke
+
+# Train the toy default's pretrain job (~25 min here) and ship it into checkpoints/pretrain/<key>, which a cold toy
+# run then installs instead of training (univid/train/shipped.py; tests/test_shipped.py checks it still reproduces).
+ship-pretrain: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/univid pretrain --train --ship --set scale=toy
 
 clean-results:
 	rm -rf results .snakemake mlflow.db reports/*.tex reports/all

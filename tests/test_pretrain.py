@@ -61,6 +61,13 @@ def test_pretrain_is_keyed_by_content_and_shared_by_tma_variants():
     more = resolve({"scale": "toy", "pretrain": {"t2v": {"steps": 7}}})
     key = job_configs(base)["pretrain"]["key"]
     assert job_configs(step)["pretrain"]["key"] == key  # TMA is not pretraining's business
+    # the "public checkpoints" stay fixed across the experiment's seeds and the curate job's world size (the seed
+    # runs of a regression baseline share them); their own seed and the world's rendering re-key them
+    reseeded = resolve({"scale": "toy", "seed": 3, "data": {"synthetic": {"n_clips": 50, "seed": 7}}})
+    assert job_configs(reseeded)["pretrain"]["key"] == key
+    assert job_configs(reseeded)["stage1"]["key"] != job_configs(base)["stage1"]["key"]
+    for other in ({"pretrain": {"seed": 1}}, {"data": {"synthetic": {"num_frames": 9}}}):
+        assert job_configs(resolve({"scale": "toy", **other}))["pretrain"]["key"] != key, other
     assert job_configs(more)["pretrain"]["key"] != key
     # ... and a new pretraining re-keys every model job downstream of it
     assert job_configs(more)["stage2"]["key"] != job_configs(base)["stage2"]["key"]
@@ -153,3 +160,83 @@ def test_mllm_pretrain_data_carry_the_actors_system_turn_in_the_given_share(tmp_
     assert not any(i["conversations"][0]["from"] == "system" for i in _mllm_items(tmp_path, "x", 0.0))
     with pytest.raises(ValueError, match="system_fraction"):
         _mllm_items(tmp_path, "x", 1.5)
+
+
+def _finished_job(cfg, out):
+    """The pretrain fixture's output as `univid pretrain` leaves it (with its job_config.json)."""
+    from univid.config import job_config
+    from univid.io import write_json
+
+    job = job_config(cfg, "pretrain")
+    write_json(out / "job_config.json", job)
+    return job
+
+
+def test_shipped_checkpoints_install_sha256_checked_and_refuse_another_key_or_a_changed_byte(pretrained, tmp_path):
+    from univid.train import shipped
+
+    cfg, out, manifest = pretrained
+    job = _finished_job(cfg, out)
+    root = tmp_path / "checkpoints"
+    src = shipped.ship(out, job, root=root)
+    assert shipped.shipped_dir(job["key"], root) == src and shipped.shipped_dir("0123456789ab", root) is None
+    record = json.loads((src / shipped.RECORD).read_text())
+    assert record["key"] == job["key"] and "wan/transformer/config.json" in record["files"]
+    assert not (src / "world").exists()  # the world is re-rendered, not shipped
+
+    installed = shipped.install(src, tmp_path / "job", job)
+    assert installed["final_loss_mean_last20"] == manifest["final_loss_mean_last20"]
+    assert installed["shipped"]["command"] == shipped.SHIP_COMMAND
+    for rel, digest in record["files"].items():
+        if rel.startswith(("wan/", "mllm/")):
+            assert shipped._sha256(tmp_path / "job" / rel) == digest, rel
+
+    other = {**job, "key": "0123456789ab"}
+    with pytest.raises(ValueError, match=r"pretrain output '.*': job key \w+ \(expected 0123456789ab, the pretrain "
+                                         r"job of this config\)"):
+        shipped.ship(out, other, root=root)
+    with pytest.raises(ValueError, match=r"shipped checkpoint '.*': key \w+ \(expected 0123456789ab\)"):
+        shipped.install(src, tmp_path / "other", other)
+    weights = next((src / "wan" / "transformer").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match=r"wan/transformer/\S+ does not match its recorded sha256"):
+        shipped.install(src, tmp_path / "tampered", job)
+    assert not (tmp_path / "tampered" / "manifest.json").exists()
+
+
+def test_a_replay_of_the_first_steps_reproduces_the_logged_losses_and_catches_a_changed_recipe(pretrained, tmp_path):
+    from univid.train import shipped
+
+    cfg, out, _ = pretrained
+    job = _finished_job(cfg, out)
+    src = shipped.ship(out, job, root=tmp_path / "checkpoints")
+    worst = shipped.check_reproduces(cfg, src, tmp_path / "replay", steps=2)
+    assert set(worst) == {"vae", "t2v", "mllm"} and max(worst.values()) <= shipped.REPLAY_RTOL
+    changed = resolve({"scale": "toy", **TINY, "pretrain": {**TINY["pretrain"], "vae": {"steps": 2, "fg_weight": 5}}})
+    with pytest.raises(ValueError, match=r"pretrain vae step 1 loss \S+ \(expected \S+ within rtol 0.001: the "
+                                         r"training code no longer reproduces it"):
+        shipped.check_reproduces(changed, src, tmp_path / "replay", steps=2)
+
+
+def test_univid_pretrain_installs_the_shipped_checkpoint_of_its_key_and_trains_with_train(pretrained, tmp_path,
+                                                                                          monkeypatch, capsys):
+    from univid.cli import main
+    from univid.train import shipped
+
+    cfg, out, _ = pretrained
+    job = _finished_job(cfg, out)
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")
+    sets = ["scale=toy", "pretrain.data.n_clips=6", "pretrain.vae.steps=2", "pretrain.vae.batch_size=2",
+            "pretrain.t2v.steps=2", "pretrain.t2v.batch_size=4", "pretrain.mllm.steps=2", "pretrain.mllm.batch_size=2"]
+    argv = [a for s in sets for a in ("--set", s)]
+    main(["pretrain", *argv, "--ship", "--from", str(out)])
+    assert shipped.shipped_dir(job["key"]) == tmp_path / "checkpoints" / job["key"]
+    main(["pretrain", *argv, "--out", str(tmp_path / "job")])
+    assert "shipped checkpoint" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "job" / "manifest.json").read_text())
+    assert manifest["shipped"]["from"].endswith(job["key"])
+    assert json.loads((tmp_path / "job" / "job_config.json").read_text())["key"] == job["key"]
+    main(["pretrain", *argv, "--train", "--out", str(tmp_path / "trained")])
+    assert "shipped" not in json.loads((tmp_path / "trained" / "manifest.json").read_text())
+    with pytest.raises(SystemExit, match="expected --ship with it"):
+        main(["pretrain", *argv, "--from", str(out)])

@@ -113,15 +113,30 @@ def cmd_train(args) -> None:
 
 
 def cmd_pretrain(args) -> None:
+    from univid.train import shipped
     from univid.train.pretrain import run_pretrain
 
     job, cfg = job_config_of(args, "pretrain")
+    if args.from_dir:  # ship a finished job's output as it is
+        if not args.ship:
+            raise SystemExit("univid: pretrain --from DIR ships DIR (expected --ship with it)")
+        path = shipped.ship(Path(args.from_dir), job)
+        print(f"pretrain ({cfg['scale']}): shipped {args.from_dir} -> {path}")
+        return
     out = Path(args.out or job["dir"])
-    manifest = run_pretrain(cfg, out, log=None if args.quiet else (lambda msg: print(msg, file=sys.stderr)))
+    src = None if args.train else shipped.shipped_dir(job["key"])
+    if src is not None:
+        manifest = shipped.install(src, out, job)
+        how = f"shipped checkpoint {manifest['shipped']['from']} (sha256 checked; trained by " \
+              f"`{manifest['shipped']['command']}`)"
+    else:
+        manifest = run_pretrain(cfg, out, log=None if args.quiet else (lambda msg: print(msg, file=sys.stderr)))
+        how = ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in manifest["timings"].items())
     write_job_config(out, job)
     loss = ", ".join(f"{k} {v:.4f}" for k, v in manifest["final_loss_mean_last20"].items())
-    took = ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in manifest["timings"].items())
-    print(f"pretrain ({cfg['scale']}): final loss (mean of the last 20 steps) {loss}; {took} -> {out}")
+    print(f"pretrain ({cfg['scale']}): final loss (mean of the last 20 steps) {loss}; {how} -> {out}")
+    if args.ship:
+        print(f"pretrain ({cfg['scale']}): shipped {out} -> {shipped.ship(out, job)}")
 
 
 def register(sub) -> None:
@@ -129,6 +144,12 @@ def register(sub) -> None:
                         "the synthetic world, saved in the official layouts (what the toy config's paths name)")
     config_args(sp)
     sp.add_argument("--out")
+    sp.add_argument("--train", action="store_true", help="train even when this repository ships the checkpoints of "
+                    "this job (checkpoints/pretrain/<key>; used by default, sha256-checked)")
+    sp.add_argument("--ship", action="store_true", help="copy the output into checkpoints/pretrain/<key> with its "
+                    "record (what `make ship-pretrain` runs)")
+    sp.add_argument("--from", dest="from_dir", metavar="DIR", help="with --ship: ship this finished pretrain output "
+                    "of the same config instead of training")
     sp.set_defaults(fn=cmd_pretrain)
 
     sp = sub.add_parser("precompute", help="VAE latents and frozen caption-encoder outputs of the training clips, as "

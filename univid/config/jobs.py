@@ -92,9 +92,12 @@ def job_configs(cfg: dict) -> dict[str, dict]:
 
     pre = cfg.get("pretrain") or {}
     if pre.get("enabled"):
-        # The toy scale's checkpoints: trained on its own world, keyed by the model configs and its own settings.
-        add("pretrain", {"model": _pick(cfg["model"], _PRETRAIN_MODEL), "pretrain": pre,
-                         "data": {"synthetic": cfg["data"]["synthetic"], "filters": cfg["data"].get("filters")}}, ())
+        # The toy scale's checkpoints: trained on its own world, keyed by the model configs and its own settings:
+        # its own seed (the "public checkpoints" stay fixed across the experiment's seeds, as the paper's do) and
+        # the world's rendering settings, not the curate job's seed and size (pretrain.data replaces those).
+        world = {k: v for k, v in cfg["data"]["synthetic"].items() if k not in pre["data"]}
+        add("pretrain", {"model": _pick(cfg["model"], _PRETRAIN_MODEL), "pretrain": pre, "seed": pre["seed"],
+                         "data": {"synthetic": world, "filters": cfg["data"].get("filters")}}, ())
     cfg = with_pretrained(cfg, jobs["pretrain"]["dir"] if "pretrain" in jobs else None)
     pre_up = ("pretrain",) if "pretrain" in jobs else ()
     vb = cfg["eval"]["vbench"]

@@ -63,11 +63,12 @@ def _cosine_lr(opt, base: float, step: int, total: int, warmup: int = 20) -> Non
         group["lr"] = lr
 
 
-def _loop(name: str, params, steps: int, lr: float, loss_fn, log) -> list[float]:
-    """A plain AdamW loop with warmup + cosine decay and gradient clipping; returns the loss every step."""
+def _loop(name: str, params, steps: int, lr: float, loss_fn, log, stop_after: int | None = None) -> list[float]:
+    """A plain AdamW loop with warmup + cosine decay and gradient clipping; returns the loss every step. `stop_after`
+    ends it early on the full run's schedule (a replay of the first steps: univid.train.shipped)."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     losses, start = [], time.time()
-    for step in range(steps):
+    for step in range(steps if stop_after is None else min(steps, stop_after)):
         _cosine_lr(opt, lr, step, steps)
         loss = loss_fn(step)
         opt.zero_grad(set_to_none=True)
@@ -80,7 +81,7 @@ def _loop(name: str, params, steps: int, lr: float, loss_fn, log) -> list[float]
     return losses
 
 
-def pretrain_vae(spec: dict, clips: torch.Tensor, p: dict, seed: int, log):
+def pretrain_vae(spec: dict, clips: torch.Tensor, p: dict, seed: int, log, stop_after: int | None = None):
     """The Wan VAE on the clips: whole clips (`window` null) or random `window`-frame crops (the causal VAE encodes
     1 + 4k frames; crops shorter than the sampled clips leave its later chunks, which read cached features of the
     chunks before, untrained). The reconstruction error of foreground pixels (farther than 0.2 from the clip's
@@ -107,19 +108,28 @@ def pretrain_vae(spec: dict, clips: torch.Tensor, p: dict, seed: int, log):
         kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
         return ((rec - x).pow(2) * weight).mean() + p["kl_weight"] * kl
 
-    losses = _loop("vae", [q for q in vae.parameters() if q.requires_grad], p["steps"], p["lr"], loss_fn, log)
+    losses = _loop("vae", [q for q in vae.parameters() if q.requires_grad], p["steps"], p["lr"], loss_fn, log,
+                   stop_after)
     vae.eval()
-    with torch.no_grad():  # latent statistics over the whole clips: the DiT works on normalised latents
-        latents = torch.cat([vae.encode(_to_unit(clips[i:i + 8])).latent_dist.mode() for i in range(0, n, 8)])
-    mean = latents.mean(dim=(0, 2, 3, 4))
+    latents = _encode_clips(vae, clips)
+    mean = latents.mean(dim=(0, 2, 3, 4))  # latent statistics over the whole clips: the DiT works on normalised latents
     std = latents.std(dim=(0, 2, 3, 4)).clamp_min(1e-3)
     vae.register_to_config(latents_mean=[round(float(v), 6) for v in mean],
                            latents_std=[round(float(v), 6) for v in std])
-    normalised = (latents - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)
-    return vae, normalised, losses
+    return vae, _normalise(latents, mean, std), losses
 
 
-def pretrain_t2v(model_cfg: dict, latents: torch.Tensor, captions: list[str], p: dict, seed: int, log):
+def _encode_clips(vae, clips: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([vae.encode(_to_unit(clips[i:i + 8])).latent_dist.mode() for i in range(0, len(clips), 8)])
+
+
+def _normalise(latents: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (latents - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)
+
+
+def pretrain_t2v(model_cfg: dict, latents: torch.Tensor, captions: list[str], p: dict, seed: int, log,
+                 stop_after: int | None = None):
     """A text-to-video Wan DiT from scratch on the clips' normalised latents, conditioned by its own frozen UMT5
     (WanPipeline's prompt encoding), with flow matching on the Wan 2.2 sampler's shifted sigmas and CFG dropout
     (the empty prompt, as WanPipeline encodes no negative prompt)."""
@@ -158,7 +168,8 @@ def pretrain_t2v(model_cfg: dict, latents: torch.Tensor, captions: list[str], p:
         pred = dit(hidden_states=x_t, timestep=s * 1000.0, encoder_hidden_states=ctx, return_dict=False)[0]
         return F.mse_loss(pred, noise - x0)
 
-    losses = _loop("t2v", [q for q in dit.parameters() if q.requires_grad], p["steps"], p["lr"], loss_fn, log)
+    losses = _loop("t2v", [q for q in dit.parameters() if q.requires_grad], p["steps"], p["lr"], loss_fn, log,
+                   stop_after)
     dit.eval()
     return dit, encoder, tokenizer, scheduler, losses
 
@@ -199,7 +210,7 @@ def _mllm_items(world: Path, captions_prompt: str, system_fraction: float = 0.0,
     return items
 
 
-def pretrain_mllm(model_cfg: dict, world: Path, p: dict, seed: int, log):
+def pretrain_mllm(model_cfg: dict, world: Path, p: dict, seed: int, log, stop_after: int | None = None):
     """ViT + LLM + projector from scratch, SFT (assistant-token cross-entropy) on the world's conversations with
     `num_frames` uniform frames each. The projector reads hidden_states[-1] (vision_feature_layer -1, as the LLaVA
     layout it is saved in records)."""
@@ -230,7 +241,7 @@ def pretrain_mllm(model_cfg: dict, world: Path, p: dict, seed: int, log):
         batch = next(stream)
         return sft_loss(comp, batch["frames"], batch["pieces"], "vit")
 
-    losses = _loop("mllm", params, p["steps"], p["lr"], loss_fn, log)
+    losses = _loop("mllm", params, p["steps"], p["lr"], loss_fn, log, stop_after)
     mllm.eval()
     return mllm, tokenizer, losses
 
@@ -255,17 +266,41 @@ def save_llava(mllm, tokenizer, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def _render_world(cfg: dict, world: Path) -> Path:
+    from univid.data.curate import curate
+
+    if not (world / "curation_report.json").is_file():
+        curate(pretrain_world_config(cfg), world, int(cfg["pretrain"]["seed"]))
+    return world
+
+
+def replay_first_steps(cfg: dict, checkpoint: Path, work: Path, steps: int, log=None) -> dict[str, list[float]]:
+    """The first `steps` losses of each of the job's three loops, rerun by this code on the full run's schedules:
+    the VAE and the MLLM from their seeded init, as the job trains them; the T2V DiT on the clips' latents from
+    `checkpoint`'s VAE (the job's own VAE, up to the 6-decimal rounding of its saved latent statistics). What
+    univid.train.shipped compares with a shipped checkpoint's logged losses."""
+    from diffusers import AutoencoderKLWan
+
+    p, m, seed = cfg["pretrain"], cfg["model"], int(cfg["pretrain"]["seed"])
+    world = _render_world(cfg, Path(work) / "world")
+    clips, captions = _load_clips(world)
+    out = {}
+    out["vae"] = pretrain_vae(m["vae"], clips, p["vae"], seed, log, stop_after=steps)[2]
+    vae = AutoencoderKLWan.from_pretrained(Path(checkpoint) / "wan", subfolder="vae").eval()
+    latents = _normalise(_encode_clips(vae, clips), torch.tensor(vae.config.latents_mean),
+                         torch.tensor(vae.config.latents_std))
+    out["t2v"] = pretrain_t2v(m, latents, captions, p["t2v"], seed, log, stop_after=steps)[4]
+    out["mllm"] = pretrain_mllm(m, world, p["mllm"], seed, log, stop_after=steps)[2]
+    return out
+
+
 def run_pretrain(cfg: dict, out: Path, log=None) -> dict:
     """Pretrain the toy scale's checkpoints into `out` (wan/, mllm/, pretrain_log.json, then manifest.json)."""
     from diffusers import WanPipeline
 
-    from univid.data.curate import curate
-
-    p, m, seed = cfg["pretrain"], cfg["model"], int(cfg["seed"])
+    p, m, seed = cfg["pretrain"], cfg["model"], int(cfg["pretrain"]["seed"])
     out = Path(out)
-    world = out / "world"
-    if not (world / "curation_report.json").is_file():
-        curate(pretrain_world_config(cfg), world, seed)
+    world = _render_world(cfg, out / "world")
     timings, log_body = {}, {}
     t0 = time.time()
     clips, captions = _load_clips(world)
