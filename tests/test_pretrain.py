@@ -173,6 +173,7 @@ def _finished_job(cfg, out):
 
 
 def test_shipped_checkpoints_install_sha256_checked_and_refuse_another_key_or_a_changed_byte(pretrained, tmp_path):
+    from univid.eval.cache import file_sha256
     from univid.train import shipped
 
     cfg, out, manifest = pretrained
@@ -189,7 +190,7 @@ def test_shipped_checkpoints_install_sha256_checked_and_refuse_another_key_or_a_
     assert installed["shipped"]["command"] == shipped.SHIP_COMMAND
     for rel, digest in record["files"].items():
         if rel.startswith(("wan/", "mllm/")):
-            assert shipped._sha256(tmp_path / "job" / rel) == digest, rel
+            assert file_sha256(tmp_path / "job" / rel) == digest, rel
 
     other = {**job, "key": "0123456789ab"}
     with pytest.raises(ValueError, match=r"pretrain output '.*': job key \w+ \(expected 0123456789ab, the pretrain "

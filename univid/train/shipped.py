@@ -12,11 +12,11 @@ mechanics in tests/test_pretrain.py).
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 from univid.config.load import REPO_ROOT
+from univid.eval.cache import file_sha256
 from univid.io import atomic_dir, read_json, write_json
 
 SHIPPED_ROOT = REPO_ROOT / "checkpoints" / "pretrain"
@@ -30,14 +30,6 @@ SHIP_COMMAND = "univid pretrain --train --ship --set scale=toy"
 REPLAY_RTOL = 1e-3
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _files(root: Path) -> dict[str, str]:
     """{relative path: sha256} of every file under the shipped parts of `root`."""
     out = {}
@@ -45,7 +37,7 @@ def _files(root: Path) -> dict[str, str]:
         path = root / part
         for f in sorted([path] if path.is_file() else path.rglob("*")):
             if f.is_file():
-                out[str(f.relative_to(root))] = _sha256(f)
+                out[str(f.relative_to(root))] = file_sha256(f)
     return out
 
 
