@@ -266,7 +266,8 @@ def save_llava(mllm, tokenizer, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def _render_world(cfg: dict, world: Path) -> Path:
+def render_world(cfg: dict, world: Path) -> Path:
+    """The pretrain world (rendered once into `world`; a shipped checkpoint comes without it)."""
     from univid.data.curate import curate
 
     if not (world / "curation_report.json").is_file():
@@ -282,7 +283,7 @@ def replay_first_steps(cfg: dict, checkpoint: Path, work: Path, steps: int, log=
     from diffusers import AutoencoderKLWan
 
     p, m, seed = cfg["pretrain"], cfg["model"], int(cfg["pretrain"]["seed"])
-    world = _render_world(cfg, Path(work) / "world")
+    world = render_world(cfg, Path(work) / "world")
     clips, captions = _load_clips(world)
     out = {}
     out["vae"] = pretrain_vae(m["vae"], clips, p["vae"], seed, log, stop_after=steps)[2]
@@ -300,7 +301,7 @@ def run_pretrain(cfg: dict, out: Path, log=None) -> dict:
 
     p, m, seed = cfg["pretrain"], cfg["model"], int(cfg["pretrain"]["seed"])
     out = Path(out)
-    world = _render_world(cfg, out / "world")
+    world = render_world(cfg, out / "world")
     timings, log_body = {}, {}
     t0 = time.time()
     clips, captions = _load_clips(world)
