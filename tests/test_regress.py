@@ -208,3 +208,35 @@ def test_cli_update_with_seed_runs(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"univid regress: error: seed run {tmp_path / 'seed3'}: table4/wo_tma has no metric 'total'"]
+
+
+def _qa(seed, answers, accuracy=50.0):
+    return {"table": "table7", "scale": "toy",
+            "rows": [{"variant": "full", "seed": seed, "scores": {"msvd_qa.accuracy": accuracy},
+                      "answers": dict(answers)}]}
+
+
+def test_seed_runs_pin_the_answers_every_seed_gave_and_a_changed_pinned_answer_is_caught():
+    main = {"msvd_qa/q0": "red", "msvd_qa/q1": "left", "msvd_qa/q2": "two"}
+    base = baseline_from_results([_qa(0, main)], seed_runs=_runs(_qa(1, main), _qa(2, {**main, "msvd_qa/q2": "one"})))
+    spec = base["tables"]["table7"]["answers"]["full"]
+    assert spec["pinned"] == {"msvd_qa/q0": "red", "msvd_qa/q1": "left"} and spec["questions"] == 3
+    assert compare(_qa(0, main), base)["ok"].all()
+    assert compare(_qa(0, {**main, "msvd_qa/q2": "three"}), base)["ok"].all()  # q2 varied between seeds: not pinned
+    # one wrong answer for another: accuracy is where it was, the answers are not
+    frame = compare(_qa(0, {**main, "msvd_qa/q1": "right"}), base)
+    bad = frame[~frame["ok"]]
+    assert list(bad["metric"]) == ["answers.changed"] and bad["value"].tolist() == [1.0]
+    assert bad["note"].tolist() == ["msvd_qa/q1"] and bad["source"].tolist() == ["seeds:3 pinned=2/3"]
+    lost = _qa(0, main)
+    del lost["rows"][0]["answers"]
+    assert not compare(lost, base)["ok"].all()
+
+
+def test_answers_are_pinned_only_with_seed_runs_and_a_seed_run_without_them_is_an_error():
+    main = {"msvd_qa/q0": "red"}
+    assert "answers" not in baseline_from_results([_qa(0, main)])["tables"]["table7"]
+    older = _qa(1, main)
+    del older["rows"][0]["answers"]
+    with pytest.raises(ValueError, match="s1: table7/full has no per-question answers"):
+        baseline_from_results([_qa(0, main)], seed_runs=_runs(older))

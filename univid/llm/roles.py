@@ -91,7 +91,11 @@ def build_backend(spec: dict, device: str = "cpu"):
         from univid.eval.videoqa.vocab_judge import VocabJudge
 
         return VocabJudge(spec)
-    raise ValueError(f"llm backend kind {kind!r}: not known (expected transformers, openai or vocab)")
+    if kind == "vocab-agent":  # Pyramid Reflection's roles by rule over the synthetic world's vocabulary (toy)
+        from univid.llm.vocab_agent import VocabAgent
+
+        return VocabAgent(spec)
+    raise ValueError(f"llm backend kind {kind!r}: not known (expected transformers, openai, vocab or vocab-agent)")
 
 
 def response_cache(llm_cfg: dict) -> ResponseCache | None:

@@ -101,6 +101,20 @@ def videoqa_row(scores: dict) -> dict:
             "n": {d: s.get("n") for d, s in scores["benchmarks"].items()}}
 
 
+def videoqa_answers(predictions: Path) -> dict[str, str]:
+    """"benchmark/question_id" -> the Actor's answer (`pred`), from a videoqa job's predictions.jsonl."""
+    if not predictions.is_file():
+        raise FileNotFoundError(f"{predictions}: not found (expected the videoqa job's predictions beside its "
+                                f"scores.json)")
+    out = {}
+    with open(predictions) as f:
+        for line in f:
+            if line.strip():
+                p = json.loads(line)
+                out[f"{p['benchmark']}/{p['question_id']}"] = p["pred"]
+    return dict(sorted(out.items()))
+
+
 def suites_row(scores: dict) -> dict:
     row, ids, na = {}, {}, {}
     bench = scores["benchmarks"]
@@ -165,6 +179,8 @@ def collect(table: str, ablation_path: str | Path, variants: list[tuple[str, Pat
             "seed": target["seed"], "scale": target["scale"], "config": config,
             "scores_path": str(Path(target_dir) / "scores.json"),
         })
+        if kind == "videoqa":  # each question's answer, for univid regress's per-question check
+            rows[-1]["answers"] = videoqa_answers(Path(target_dir) / "predictions.jsonl")
         if kind == "vbench_long":  # the generation track the row's videos come from (eval.vbench.track)
             rows[-1]["track"] = (config.get("eval") or {}).get("vbench", {}).get("track", "t2v")
     scales = {r["scale"] for r in rows}
