@@ -210,10 +210,11 @@ def test_cli_update_with_seed_runs(tmp_path):
         f"univid regress: error: seed run {tmp_path / 'seed3'}: table4/wo_tma has no metric 'total'"]
 
 
-def _qa(seed, answers, accuracy=50.0):
+def _qa(seed, answers, accuracy=50.0, retrieval=None):
+    retrieval = retrieval or {q: [[1, 2]] for q in answers}
     return {"table": "table7", "scale": "toy",
             "rows": [{"variant": "full", "seed": seed, "scores": {"msvd_qa.accuracy": accuracy},
-                      "answers": dict(answers)}]}
+                      "answers": dict(answers), "retrieval": retrieval}]}
 
 
 def test_seed_runs_pin_the_answers_every_seed_gave_and_a_changed_pinned_answer_is_caught():
@@ -240,3 +241,17 @@ def test_answers_are_pinned_only_with_seed_runs_and_a_seed_run_without_them_is_a
     del older["rows"][0]["answers"]
     with pytest.raises(ValueError, match="s1: table7/full has no per-question answers"):
         baseline_from_results([_qa(0, main)], seed_runs=_runs(older))
+
+
+def test_retrieval_is_pinned_in_the_order_shown_and_a_reordered_working_set_is_caught():
+    main = {"msvd_qa/q0": "red", "msvd_qa/q1": "left"}
+    frames = {"msvd_qa/q0": [[4, 9]], "msvd_qa/q1": [[0, 5, 9, 15], [0, 2, 5, 7, 9, 11, 13, 15]]}
+    base = baseline_from_results([_qa(0, main, retrieval=frames)], seed_runs=_runs(_qa(1, main, retrieval=frames)))
+    assert base["tables"]["table7"]["retrieval"]["full"]["pinned"] == frames
+    reordered = {**frames, "msvd_qa/q0": [[9, 4]]}  # the same frames, shown in another order; the same answers
+    frame = compare(_qa(0, main, retrieval=reordered), base)
+    bad = frame[~frame["ok"]]
+    assert list(bad["metric"]) == ["retrieval.changed"] and bad["note"].tolist() == ["msvd_qa/q0"]
+    one_round_less = {**frames, "msvd_qa/q1": frames["msvd_qa/q1"][:1]}  # accepted a round earlier
+    assert list(compare(_qa(0, main, retrieval=one_round_less), base).query("not ok")["metric"]) == \
+        ["retrieval.changed"]

@@ -68,6 +68,8 @@ def _chain(tmp_path: Path, target: str, scores: dict, overrides=None) -> Path:
     if target == "videoqa":  # the job writes its answers beside its scores
         preds = [{"benchmark": d, "question_id": f"{d}_{i}", "pred": "red"} for d in scores["benchmarks"] for i in range(2)]
         (tmp_path / "chain" / target / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+        traces = [{**p, "rounds": [{"frames": [3, 1]}, {"frames": [1, 3, 5]}]} for p in preds]
+        (tmp_path / "chain" / target / "traces.jsonl").write_text("".join(json.dumps(t) + "\n" for t in traces))
     return tmp_path / "chain" / target
 
 
@@ -122,6 +124,7 @@ def test_a_videoqa_cell_whose_every_verdict_failed_is_na_not_zero(tmp_path):
     res = collect("table7", ROOT / "ablations" / "und_components.yaml", [("full", target)], out)
     row = res["rows"][0]
     assert row["answers"]["msvd_qa/msvd_qa_1"] == "red" and len(row["answers"]) == 8  # per question, for regress
+    assert row["retrieval"]["msvd_qa/msvd_qa_1"] == [[3, 1], [1, 3, 5]]  # each round's frames, in the order shown
     assert row["scores"]["msvd_qa.accuracy"] is None and row["scores"]["msvd_qa.score"] is None
     assert row["na"] == {"msvd_qa.accuracy": 4, "msvd_qa.score": 4} and "msvd_qa.accuracy" not in row["ci"]
     assert row["scores"]["msrvtt_qa.accuracy"] == 50.0  # 1 of 4 failed: a partial failure keeps its number

@@ -48,7 +48,11 @@ def build_reflection(cfg: dict, weights: str | Path | None = None, backends: dic
         load_weights(comp.model, weights)
         weights_sha = _file_sha256(Path(weights))[:16]
     encoder = VisionEncoder(frozen_vit or comp.model.mllm.vit, batch_size=u["encode_batch_size"])  # pooled only
-    text = TextEncoder(u["retriever"]["text"], tokenizer=comp.tokenizer, seed=cfg["seed"], device=comp.device)
+    # A random-init text tower stands in for a public checkpoint: its seed is its own (retriever.text.seed), not the
+    # experiment's, so a baseline's seed runs rank frames in one space as the paper's runs share SigLIP2's.
+    text_seed = u["retriever"]["text"].get("seed")
+    text = TextEncoder(u["retriever"]["text"], tokenizer=comp.tokenizer,
+                       seed=cfg["seed"] if text_seed is None else text_seed, device=comp.device)
     vdim = comp.model.mllm.vit.config.hidden_size
     if text.dim != vdim:
         raise ValueError(f"config key 'understanding.retriever.text': text embeddings of size {text.dim} but the "

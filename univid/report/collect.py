@@ -101,18 +101,26 @@ def videoqa_row(scores: dict) -> dict:
             "n": {d: s.get("n") for d, s in scores["benchmarks"].items()}}
 
 
-def videoqa_answers(predictions: Path) -> dict[str, str]:
-    """"benchmark/question_id" -> the Actor's answer (`pred`), from a videoqa job's predictions.jsonl."""
-    if not predictions.is_file():
-        raise FileNotFoundError(f"{predictions}: not found (expected the videoqa job's predictions beside its "
-                                f"scores.json)")
+def _per_question(path: Path, what: str, value) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (expected the videoqa job's {what} beside its scores.json)")
     out = {}
-    with open(predictions) as f:
+    with open(path) as f:
         for line in f:
             if line.strip():
-                p = json.loads(line)
-                out[f"{p['benchmark']}/{p['question_id']}"] = p["pred"]
+                rec = json.loads(line)
+                out[f"{rec['benchmark']}/{rec['question_id']}"] = value(rec)
     return dict(sorted(out.items()))
+
+
+def videoqa_answers(predictions: Path) -> dict[str, str]:
+    """"benchmark/question_id" -> the Actor's answer (`pred`), from a videoqa job's predictions.jsonl."""
+    return _per_question(predictions, "predictions", lambda rec: rec["pred"])
+
+
+def videoqa_retrieval(traces: Path) -> dict[str, list[list[int]]]:
+    """"benchmark/question_id" -> the frames the Actor was shown in each round, in the order shown (traces.jsonl)."""
+    return _per_question(traces, "traces", lambda rec: [r["frames"] for r in rec["rounds"]])
 
 
 def suites_row(scores: dict) -> dict:
@@ -181,6 +189,7 @@ def collect(table: str, ablation_path: str | Path, variants: list[tuple[str, Pat
         })
         if kind == "videoqa":  # each question's answer, for univid regress's per-question check
             rows[-1]["answers"] = videoqa_answers(Path(target_dir) / "predictions.jsonl")
+            rows[-1]["retrieval"] = videoqa_retrieval(Path(target_dir) / "traces.jsonl")
         if kind == "vbench_long":  # the generation track the row's videos come from (eval.vbench.track)
             rows[-1]["track"] = (config.get("eval") or {}).get("vbench", {}).get("track", "t2v")
     scales = {r["scale"] for r in rows}

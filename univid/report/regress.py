@@ -6,12 +6,14 @@ standard deviation (n - 1) of the metric over the main run and the seed runs; th
 Without seed runs it is flat: DEFAULT_TOLERANCE, widened to the half-width of the metric's 95% CI where the row has
 one. Each metric records where its tolerance came from (`tolerance_source`: "seeds:N sd=X" or "flat").
 
-Per question (Video-QA rows). With seed runs, the baseline also pins each question whose answer was the same in the
-main run and every seed run (`answers`: benchmark/question_id -> answer); a check then counts the pinned questions
-whose answer changed (metric `answers.changed`, tolerance 0). At a scale where answers do not move between seeds (toy:
-the stage seeds change no answer), a defect that changes some answers but leaves accuracy where it was (a right
-answer lost on one question, gained on another; one wrong answer for another) is still caught. Questions whose
-answer differs between seeds are not pinned, and a flat baseline pins none.
+Per question (Video-QA rows). With seed runs, the baseline also pins, for each question, what the main run and every
+seed run agree on (PINNED: benchmark/question_id -> value): its answer (`answers`) and Pyramid Reflection's retrieval,
+the frames the Actor was shown in each round in the order shown (`retrieval`). A check counts the pinned questions
+whose value changed (metrics `answers.changed`, `retrieval.changed`; tolerance 0). Where answers do not move between
+seeds (toy: most do not), a defect that changes answers but leaves accuracy where it was (a right answer lost on one
+question and gained on another; one wrong answer for another) is still caught, and so is one that changes which
+frames, or in which order, the Actor sees without changing an answer. Questions that differ between seeds are not
+pinned, and a flat baseline pins none.
 
 An n/a cell (every item failed to be judged or scored; None with a count in the row's `na`) is recorded in a baseline
 as {"value": null, "na": count}; a baseline number that became n/a is a regression, and so is a number where the
@@ -128,18 +130,21 @@ def _seed_values(res: dict, row: dict, metric: str, runs: list[tuple[str, dict]]
     return values
 
 
-def _pinned_answers(res: dict, row: dict, runs: list[tuple[str, dict]]) -> dict | None:
-    """The row's answers that every seed run gave too (None when the row has no per-question answers)."""
-    main = row.get("answers")
+PINNED = {"answers": "answers.changed", "retrieval": "retrieval.changed"}  # row field -> the metric its check reports
+
+
+def _pinned(res: dict, row: dict, runs: list[tuple[str, dict]], field: str) -> dict | None:
+    """The row's per-question `field` values every seed run has too (None when the row has no such field)."""
+    main = row.get(field)
     if main is None:
         return None
     others = []
     for name, run in runs:
         match = [r for r in run[(res["table"], res["scale"])]["rows"] if r["variant"] == row["variant"]]
-        if match[0].get("answers") is None:
-            raise ValueError(f"seed run {name}: {res['table']}/{row['variant']} has no per-question answers (expected "
+        if match[0].get(field) is None:
+            raise ValueError(f"seed run {name}: {res['table']}/{row['variant']} has no per-question {field} (expected "
                              f"results.json written by this version of univid collect)")
-        others.append(match[0]["answers"])
+        others.append(match[0][field])
     pinned = {q: a for q, a in main.items() if all(o.get(q) == a for o in others)}
     return {"pinned": pinned, "questions": len(main), "seeds": len(runs) + 1}
 
@@ -162,11 +167,11 @@ def baseline_from_results(results: list[dict], tolerance: float = DEFAULT_TOLERA
             else:
                 rows[r["variant"]] = {m: _baseline_metric(r, m, v, tolerance) for m, v in r["scores"].items()}
         tables[res["table"]] = {"scale": res["scale"], "rows": rows}
-        if seed_runs:
-            answers = {r["variant"]: _pinned_answers(res, r, seed_runs) for r in res["rows"]}
-            answers = {v: a for v, a in answers.items() if a is not None}
-            if answers:
-                tables[res["table"]]["answers"] = answers
+        for field in PINNED if seed_runs else ():
+            pins = {r["variant"]: _pinned(res, r, seed_runs, field) for r in res["rows"]}
+            pins = {v: p for v, p in pins.items() if p is not None}
+            if pins:
+                tables[res["table"]][field] = pins
     seeds = [_run_seed(results, "main")]
     for name, run in seed_runs:
         seeds.append(_run_seed(list(run.values()), name))
@@ -200,7 +205,7 @@ def compare(results: dict, baseline: dict) -> pd.DataFrame:
         raise ValueError(f"baseline for {table} is at scale {base['scale']!r}, results at {results['scale']!r}")
     measured = {r["variant"]: r["scores"] for r in results["rows"]}
     na = {r["variant"]: r.get("na") or {} for r in results["rows"]}
-    answers = {r["variant"]: r.get("answers") for r in results["rows"]}
+    per_question = {r["variant"]: r for r in results["rows"]}
     rows = []
     for variant, metrics in base["rows"].items():
         for metric, spec in metrics.items():
@@ -211,19 +216,21 @@ def compare(results: dict, baseline: dict) -> pd.DataFrame:
             rows.append({"table": table, "variant": variant, "metric": metric, "value": value,
                          "baseline": spec["value"], "delta": delta, "tolerance": spec.get("tolerance"),
                          "source": source, "ok": ok, "note": note, "failed": failed})
-    for variant, spec in (base.get("answers") or {}).items():
-        rows.append(_answers_check(table, variant, spec, answers.get(variant)))
+    for field, metric in PINNED.items():
+        for variant, spec in (base.get(field) or {}).items():
+            rows.append(_pinned_check(table, variant, metric, spec, per_question[variant].get(field)
+                                      if variant in per_question else None))
     return pd.DataFrame(rows)
 
 
-def _answers_check(table: str, variant: str, spec: dict, measured: dict | None) -> dict:
-    """One row: how many of the baseline's pinned questions this run answered differently (tolerance 0)."""
+def _pinned_check(table: str, variant: str, metric: str, spec: dict, measured: dict | None) -> dict:
+    """One row: how many of the baseline's pinned questions changed in this run (tolerance 0)."""
     pinned = spec["pinned"]
     source = f"seeds:{spec['seeds']} pinned={len(pinned)}/{spec['questions']}"
-    row = {"table": table, "variant": variant, "metric": "answers.changed", "baseline": 0.0, "tolerance": 0.0,
+    row = {"table": table, "variant": variant, "metric": metric, "baseline": 0.0, "tolerance": 0.0,
            "source": source, "failed": None}
     if measured is None:
-        return {**row, "value": None, "delta": None, "ok": False, "note": "missing (no per-question answers)"}
+        return {**row, "value": None, "delta": None, "ok": False, "note": "missing (no per-question values)"}
     changed = [q for q, a in pinned.items() if measured.get(q) != a]
     shown = ", ".join(changed[:4]) + (f", ... ({len(changed)})" if len(changed) > 4 else "")
     return {**row, "value": float(len(changed)), "delta": float(len(changed)), "ok": not changed, "note": shown}
