@@ -188,12 +188,16 @@ def test_videoqa_job_end_to_end_rerun_and_resume(tmp_path, stub_url, capsys):
     # (answered from the response cache: the same answers, still no request).
     lines = (out / "predictions.jsonl").read_text().splitlines(keepends=True)
     (out / "predictions.jsonl").write_text("".join(lines[:5]) + lines[5][:20])
+    tlines = (out / "traces.jsonl").read_text().splitlines(keepends=True)  # its trace cut at the same point
+    (out / "traces.jsonl").write_text("".join(tlines[:6]) + tlines[6][:30])
     (out / "scores.json").unlink()
     resumed, _ = _run(job, capsys)
     c3 = resumed["counts"]
     assert c3["predictions_resumed"] == 5 and c3["asked"] == n - 5 and c3["actor_calls"] == 0
     assert _Stub.requests == [] and resumed["benchmarks"] == scores["benchmarks"]
     assert [p["question_id"] for p in _lines(out / "predictions.jsonl")] == [p["question_id"] for p in preds]
+    # one whole trace per question again: the cut line and the trace of the re-asked sixth question are gone
+    assert [t["question_id"] for t in _lines(out / "traces.jsonl")] == [p["question_id"] for p in preds]
 
 
 def test_files_source_needs_the_release_dirs(tmp_path):

@@ -56,6 +56,10 @@ def test_replies_parse_as_each_roles_json_shape_through_ask_json():
     rf = ask_json(role, render("reflection", question="What color is the square?", global_caption="", last_answer="red",
                                eval_json=accepted), validate_reflection, retries=0)
     assert rf.ok and rf.value["refined_query"] == ""  # A.5 rule 3: confidence already good
+    # another evaluator's unparsed reply (Table 8 swaps the evaluator, not the reflector): still a cue, no crash
+    rf = ask_json(role, render("reflection", question="What color is the square?", global_caption="", last_answer="red",
+                               eval_json='{"score": "high", "verdict": "maybe"}'), validate_reflection, retries=0)
+    assert rf.ok and rf.value["refined_query"] == "the square"
 
 
 def test_summary_keeps_the_notes_in_order_without_repeats_and_invents_nothing():

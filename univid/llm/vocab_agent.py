@@ -123,8 +123,9 @@ class VocabAgent:
                     last = json.loads(m.group(4))
                 except json.JSONDecodeError:
                     last = {}
-                good = isinstance(last, dict) and (last.get("verdict") == "accept" or
-                                                   (last.get("score") or 0) >= ACCEPT_AT)
+                score = last.get("score") if isinstance(last, dict) else None
+                good = isinstance(last, dict) and (last.get("verdict") == "accept" or (
+                    isinstance(score, (int, float)) and not isinstance(score, bool) and score >= ACCEPT_AT))
                 return json.dumps({"refined_query": "" if good else refined_query(m.group(1))})
         else:
             fields = {k: rx.search(prompt) for k, rx in _EVAL.items()}

@@ -10,6 +10,7 @@ dimension, every MMBench-Video judge call) is n/a: None in `scores`, the count o
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -106,9 +107,13 @@ def _per_question(path: Path, what: str, value) -> dict:
         raise FileNotFoundError(f"{path}: not found (expected the videoqa job's {what} beside its scores.json)")
     out = {}
     with open(path) as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             if line.strip():
-                rec = json.loads(line)
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    raise ValueError(f"{path}:{n}: not JSON (expected one whole record a line, as the videoqa job "
+                                     f"writes; rerun the job to resume it)") from None
                 out[f"{rec['benchmark']}/{rec['question_id']}"] = value(rec)
     return dict(sorted(out.items()))
 
@@ -118,9 +123,14 @@ def videoqa_answers(predictions: Path) -> dict[str, str]:
     return _per_question(predictions, "predictions", lambda rec: rec["pred"])
 
 
-def videoqa_retrieval(traces: Path) -> dict[str, list[list[int]]]:
-    """"benchmark/question_id" -> the frames the Actor was shown in each round, in the order shown (traces.jsonl)."""
-    return _per_question(traces, "traces", lambda rec: [r["frames"] for r in rec["rounds"]])
+def videoqa_retrieval(traces: Path) -> dict[str, str]:
+    """"benchmark/question_id" -> a digest (sha256, 12 hex digits) of the frames the Actor was shown in each round, in
+    the order shown (traces.jsonl has the frames): a results.json stays small with ~150k questions at paper scale."""
+    def digest(rec: dict) -> str:
+        frames = json.dumps([r["frames"] for r in rec["rounds"]], separators=(",", ":"))
+        return hashlib.sha256(frames.encode()).hexdigest()[:12]
+
+    return _per_question(traces, "traces", digest)
 
 
 def suites_row(scores: dict) -> dict:

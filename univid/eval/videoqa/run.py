@@ -74,6 +74,23 @@ def read_predictions(path: Path) -> dict[tuple[str, str], dict]:
     return done
 
 
+def read_traces(path: Path, keep) -> dict[tuple[str, str], dict]:
+    """The whole trace lines of the questions in `keep` by (benchmark, question_id), the last one of each (a
+    question asked again after a failure or with another Actor); a line cut short by a kill is dropped."""
+    traces = {}
+    if not path.is_file():
+        return traces
+    for line in path.read_text().splitlines():
+        try:
+            tr = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        key = (tr.get("benchmark"), str(tr.get("question_id"))) if isinstance(tr, dict) else None
+        if key in keep:
+            traces[key] = tr
+    return traces
+
+
 def _append(path: Path, row: dict) -> None:
     """One JSON line, written with one call and flushed to disk, so a kill leaves whole lines (and maybe a cut last)."""
     with path.open("a") as f:
@@ -165,6 +182,7 @@ def run_videoqa(job: dict, cfg: dict, out: Path, weights: Path | None, backends:
     done = {k: r for k, r in done.items() if r.get("actor_id") == system.actor.actor_id}
     resumed = sum(1 for ds, ss in samples.items() for s in ss if (ds, str(s["question_id"])) in done)
     _rewrite_clean(predictions, list(done.values()))
+    _rewrite_clean(traces, list(read_traces(traces, done).values()))  # each kept prediction's trace, once
     before = system.counters()
     asked, failed_predictions = 0, 0
     every = [(ds, s) for ds, ss in samples.items() for s in ss]
