@@ -59,33 +59,31 @@ def benchmark_samples(vq: dict, cache_dir: str | None = None) -> dict[str, list[
     return out
 
 
-def read_predictions(path: Path) -> dict[tuple[str, str], dict]:
-    """Completed predictions by (benchmark, question_id); a line cut short by a kill (the last one) is dropped."""
-    done = {}
+def _whole_records(path: Path):
+    """The JSON objects of a JSONL file this job appends to; a line cut short by a kill (the last one) is skipped."""
     if not path.is_file():
-        return done
+        return
     for line in path.read_text().splitlines():
         try:
-            row = json.loads(line)
+            rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(row, dict) and not row.get("error") and "pred" in row:
-            done[(row["benchmark"], str(row["question_id"]))] = row
-    return done
+        if isinstance(rec, dict):
+            yield rec
+
+
+def read_predictions(path: Path) -> dict[tuple[str, str], dict]:
+    """Completed predictions by (benchmark, question_id); a line cut short by a kill (the last one) is dropped."""
+    return {(row["benchmark"], str(row["question_id"])): row for row in _whole_records(path)
+            if not row.get("error") and "pred" in row}
 
 
 def read_traces(path: Path, keep) -> dict[tuple[str, str], dict]:
     """The whole trace lines of the questions in `keep` by (benchmark, question_id), the last one of each (a
     question asked again after a failure or with another Actor); a line cut short by a kill is dropped."""
     traces = {}
-    if not path.is_file():
-        return traces
-    for line in path.read_text().splitlines():
-        try:
-            tr = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        key = (tr.get("benchmark"), str(tr.get("question_id"))) if isinstance(tr, dict) else None
+    for tr in _whole_records(path):
+        key = (tr.get("benchmark"), str(tr.get("question_id")))
         if key in keep:
             traces[key] = tr
     return traces
