@@ -8,8 +8,8 @@ one. Each metric records where its tolerance came from (`tolerance_source`: "see
 
 Per question (Video-QA rows). With seed runs, the baseline also pins, for each question, what the main run and every
 seed run agree on (PINNED: benchmark/question_id -> value): its answer (`answers`) and Pyramid Reflection's retrieval,
-the frames the Actor was shown in each round in the order shown (`retrieval`, a digest of them). A check counts the pinned questions
-whose value changed (metrics `answers.changed`, `retrieval.changed`; tolerance 0). Where answers do not move between
+the frames the Actor was shown in each round in the order shown (`retrieval`, a digest of them). A check counts the
+pinned questions whose value changed (metrics `answers.changed`, `retrieval.changed`; tolerance 0). Where answers do not move between
 seeds (toy: most do not), a defect that changes answers but leaves accuracy where it was (a right answer lost on one
 question and gained on another; one wrong answer for another) is still caught, and so is one that changes which
 frames, or in which order, the Actor sees without changing an answer. Questions that differ between seeds are not
