@@ -229,6 +229,17 @@ def test_connector_is_time_indexed_in_sampling_and_training(comp, sampling):
     assert torch.equal(con.at_time(cond.context, torch.tensor([700.0])), cond.context)
 
 
+def test_empty_text_is_the_null_caption_on_the_mllm_path(comp):
+    from univid.models.conditioning import null_text
+
+    with torch.no_grad():
+        empty, _ = encode_condition(comp, ["", "a red square"])
+        null, _ = encode_condition(comp, [null_text(comp), "a red square"])
+        alone, _ = encode_condition(comp, [""])  # alone it was a zero-length sequence: the LLM raised
+        null_alone, _ = encode_condition(comp, [null_text(comp)])
+    assert torch.equal(empty, null) and torch.equal(alone, null_alone)
+
+
 def test_cli_generate_ti2v_writes_video_and_run_record(tmp_path, ref, capsys):
     PIL.Image.fromarray(ref).resize((80, 70)).save(tmp_path / "ref.png")
     out = tmp_path / "out" / "video.mp4"

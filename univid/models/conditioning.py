@@ -71,6 +71,10 @@ def encode_condition(comp: Components, texts: list[str], image=None, image_laten
     if comp.conditioning == "t5":
         return encode_t5(comp, texts)
     comp.model.connector.attach(comp.model.dit)
+    # "" is no text: WanPipeline encodes it as T5's unconditional prompt; the MLLM's unconditional caption is the bare
+    # end-of-text token (null_text; Stage I's CFG dropout trains on it). Tokenised as is, "" is zero tokens and the
+    # LLM fails on an empty sequence (`univid generate --negative-prompt ""`).
+    texts = [null_text(comp) if t == "" else t for t in texts]
     ids, mask = tokenize(comp, texts)
     z, zmask, is_image = comp.model.mllm.encode_for_generation(ids, mask, comp.encoders, image, image_latents)
     return comp.model.connector(z, zmask, is_image)
