@@ -96,3 +96,11 @@ def test_a_job_of_another_kind_is_one_line(generate_job, tmp_path):
     assert r.returncode != 0
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and "'stage3'" in err[0] and "expected 'generate'" in err[0]
+
+
+def test_keep_into_a_directory_with_videos_is_one_line(generate_job, tmp_path):
+    (tmp_path / "000-0.mp4").write_bytes(b"old")  # would be taken for this run's video
+    r = _run("--generate", str(generate_job), "--keep", str(tmp_path))
+    assert r.returncode != 0
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "not empty" in err[0] and "expected a new or empty directory" in err[0]

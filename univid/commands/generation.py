@@ -61,6 +61,12 @@ def _shard_file(out: Path, shard: int, shards: int) -> Path:
     return out / "shards" / f"{shard}-of-{shards}.json"
 
 
+def stage_weights(job: dict, cfg: dict) -> Path:
+    """The trained weights a generate job samples from: its stage III (joint) or stage I output (paper Table 6)."""
+    stage = f"stage{cfg['sampling']['from_stage']}"
+    return Path(upstream(job, stage, None)) / "final" / "weights.safetensors"
+
+
 def cmd_generate_suite(args) -> None:
     """The generate job: every video of the prompt suite (one seed per file, fixed by its place in the suite, so a
     shard writes exactly the files the whole job would), or shard I of N of them (--shard I --shards N: its list goes
@@ -69,8 +75,7 @@ def cmd_generate_suite(args) -> None:
 
     job, cfg = job_config_of(args, "generate")
     out = Path(args.out or job["dir"])
-    stage = f"stage{cfg['sampling']['from_stage']}"  # stage III (joint) or stage I weights (paper Table 6)
-    weights = Path(args.weights or Path(upstream(job, stage, None)) / "final" / "weights.safetensors")
+    weights = Path(args.weights) if args.weights else stage_weights(job, cfg)
     track = cfg["eval"]["vbench"]["track"]
     entries, images = suite_entries(job, track, args)
     s = cfg["sampling"]
@@ -100,7 +105,7 @@ def cmd_generate_suite(args) -> None:
     else:
         numbers = (shard_items(len(todo), args.shard, args.shards) if args.shard is not None
                    else list(range(len(todo))))
-        manifest = _generate(cfg, weights, [row(n) for n in numbers], s, args.quiet)
+        manifest = generate_rows(cfg, weights, [row(n) for n in numbers], s, args.quiet)
         if args.shard is not None:
             write_json(_shard_file(out, args.shard, args.shards), {"videos": manifest, "shard": args.shard,
                                                                    "shards": args.shards})
@@ -112,9 +117,10 @@ def cmd_generate_suite(args) -> None:
     print(f"generated {len(manifest)} videos ({track.upper()}) -> {out / 'videos'}")
 
 
-def _generate(cfg: dict, weights: Path, rows: list[dict], s: dict, quiet: bool) -> list[dict]:
+def generate_rows(cfg: dict, weights: Path | None, rows: list[dict], s: dict, quiet: bool) -> list[dict]:
     """Generate the rows' videos that are not there yet (files are written atomically: an existing one is complete).
-    A row with an `image` is generated from it (TI2V: the pipeline pins the first latent frame to its latent)."""
+    A row with an `image` is generated from it (TI2V: the pipeline pins the first latent frame to its latent).
+    weights None: the model as built (its pretrained parts, no stage weights)."""
     from tqdm import tqdm
 
     from univid.data.video import write_video
@@ -124,7 +130,8 @@ def _generate(cfg: dict, weights: Path, rows: list[dict], s: dict, quiet: bool) 
     todo = [r for r in rows if not Path(r["video"]).exists()]
     if todo:
         comp = build(cfg)
-        load_weights(comp.model, weights)
+        if weights is not None:
+            load_weights(comp.model, weights)
         pipe = make_pipeline(comp, ti2v=cfg["eval"]["vbench"]["track"] == "ti2v")
         for r in tqdm(todo, desc="generate", disable=quiet):
             image = load_image(r["image"]) if r.get("image") else None
