@@ -87,6 +87,26 @@ def test_scores_a_generate_jobs_model_or_its_pretrained_dit(generate_job, tmp_pa
     assert record["tma"] == ("none" if pretrained else "cosine")
 
 
+@pytest.mark.parametrize("reference", ["rendered", "vae"])
+def test_reference_scores_the_world_clips_the_prompts_describe(generate_job, tmp_path, reference):
+    r = _run("--generate", str(generate_job), "--prompts", "1", "--samples", "2", "--reference", reference,
+             "--keep", str(tmp_path / "v"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = LAST.match(r.stdout.strip().splitlines()[-1])
+    assert m and m.group(1) == reference, r.stdout
+    assert len(list((tmp_path / "v").glob("*.mp4"))) == 6
+    if reference == "rendered":  # the scorers read back what the world renders, after H.264
+        assert " color=100.0 object_class=100.0 " in r.stdout
+        assert "color_scored=2/2" in r.stdout
+
+
+def test_reference_and_pretrained_together_is_one_line(generate_job):
+    r = _run("--generate", str(generate_job), "--reference", "vae", "--pretrained")
+    assert r.returncode != 0
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "--reference" in err[0] and "expected one of them" in err[0]
+
+
 def test_a_job_of_another_kind_is_one_line(generate_job, tmp_path):
     other = tmp_path / "stage3"
     other.mkdir()
