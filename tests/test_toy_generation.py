@@ -69,7 +69,8 @@ def _run(*args):
 
 LAST = re.compile(r"^toy_generation scale=smoke model=(\S+) color=\S+ object_class=[\d.]+ spatial=[\d.]+ "
                   r"color_ci=\S+ object_class_ci=[\d.]+-[\d.]+ spatial_ci=[\d.]+-[\d.]+ color_scored=\d+/2 "
-                  r"object_class_scored=2/2 spatial_scored=2/2 prompts=1 samples=2 wall_s=\d+$")
+                  r"object_class_scored=2/2 spatial_scored=2/2 color_control=\S+ object_class_control=[\d.]+ "
+                  r"spatial_control=[\d.]+ prompts=1 samples=2 wall_s=\d+$")
 
 
 @pytest.mark.parametrize("pretrained", [False, True])
@@ -98,6 +99,8 @@ def test_reference_scores_the_world_clips_the_prompts_describe(generate_job, tmp
     if reference == "rendered":  # the scorers read back what the world renders, after H.264
         assert " color=100.0 object_class=100.0 " in r.stdout
         assert "color_scored=2/2" in r.stdout
+        # asked for another colour or shape, the same clips score 0: the controls can tell
+        assert " color_control=0.0 object_class_control=0.0 " in r.stdout
 
 
 def test_reference_and_pretrained_together_is_one_line(generate_job):
