@@ -62,8 +62,8 @@ def _per_video(scores: dict[tuple[str, str], float]) -> dict:
     return {"per_video": rows, "dimensions": {d: sum(v) / len(v) for d, v in dims.items()}, "unscored": {}}
 
 
-def test_the_report_reads_a_results_tree_and_pairs_each_ablation(tmp_path):
-    run = tmp_path / "run"
+def _results_tree(run: Path, cosine_extra: dict | None = None) -> Path:
+    """Tables 4 and 7 as the workflow lays them out: TMA off loses 3 of 6 colours, w/o Reflection 3 answers."""
     results = run / "results" / "smoke"
     videos = [f"prompt {i}-0.mp4" for i in range(6)]
     full = {(v, d): 1.0 for v in videos for d in ("color", "object_class", "spatial_relationship")}
@@ -71,7 +71,7 @@ def test_the_report_reads_a_results_tree_and_pairs_each_ablation(tmp_path):
     rows = []
     for name, scores in (("cosine", full), ("wo_tma", ablated)):
         rel = f"results/smoke/evaluate/{name}/scores.json"
-        _write(run / rel, _per_video(scores))
+        _write(run / rel, {**_per_video(scores), **(cosine_extra if name == "cosine" and cosine_extra else {})})
         rows.append({"variant": name, "scores_path": rel})
     _write(results / "tables" / "table4" / "results.json", {"scale": "smoke", "rows": rows})
     answers = ["blue", "red", "circle", "yes", "blue", "square"]
@@ -83,12 +83,20 @@ def test_the_report_reads_a_results_tree_and_pairs_each_ablation(tmp_path):
         _write(run / rel.replace("scores.json", "verdicts.jsonl"), "\n".join(lines) + "\n")
         rows.append({"variant": name, "scores_path": rel})
     _write(results / "tables" / "table7" / "results.json", {"scale": "smoke", "rows": rows})
+    return results
 
+
+def _report(results: Path) -> tuple[str, dict]:
     out = subprocess.run([sys.executable, str(SCRIPT), "--results", str(results), "--scale", "smoke",
                           "--tables", "table4", "table7"], capture_output=True, text=True, check=True).stdout
     last = out.strip().splitlines()[-1]
-    fields = dict(kv.split("=", 1) for kv in last.split()[1:])
-    assert last.startswith("toy_meaning scale=smoke ")
+    return out, dict(kv.split("=", 1) for kv in last.split()[1:])
+
+
+def test_the_report_reads_a_results_tree_and_pairs_each_ablation(tmp_path):
+    results = _results_tree(tmp_path / "run")
+    out, fields = _report(results)
+    assert out.strip().splitlines()[-1].startswith("toy_meaning scale=smoke ")
     assert float(fields["qa_acc"]) == pytest.approx(100 * 5 / 6, abs=0.05)
     assert float(fields["qa_majority"]) == pytest.approx(100 * 2 / 6, abs=0.05)  # "blue"
     assert float(fields["color"]) == 100.0 and float(fields["spatial"]) == 100.0
@@ -96,6 +104,32 @@ def test_the_report_reads_a_results_tree_and_pairs_each_ablation(tmp_path):
     assert float(fields["tma_delta"]) == pytest.approx(-300 / 18, abs=0.01)
     assert float(fields["reflection_delta"]) == pytest.approx(100 * (2 / 6 - 5 / 6), abs=0.01)
     assert float(fields["reflection_p"]) == pytest.approx(TM["mcnemar_exact"](3, 0), abs=1e-3)
+    # These scores name no videos: the controls are said not to be scored, never shown as numbers.
+    assert "controls: not scored" in out and "color_control" not in fields
+
+
+def test_the_controls_score_the_full_models_videos_as_if_something_else_were_asked(tmp_path):
+    from univid.data.synthetic import render_clip, spec_from_prompt
+    from univid.data.video import write_video
+
+    run = tmp_path / "run"
+    suite = [{"prompt_en": "a red circle", "dimension": ["color"], "auxiliary_info": {"color": {"color": "red"}}},
+             {"prompt_en": "a square", "dimension": ["object_class"],
+              "auxiliary_info": {"object_class": {"object": "square"}}},
+             {"prompt_en": "a circle on the left of a square", "dimension": ["spatial_relationship"],
+              "auxiliary_info": {"spatial_relationship": {"spatial_relationship": {
+                  "object_a": "circle", "object_b": "square", "relationship": "on the left of"}}}},
+             {"prompt_en": "a red circle moving right", "dimension": ["dynamic_degree"]}]
+    _write(run / "results/smoke/curate/c/prompts.json", suite)
+    for e in suite:  # videos that follow their prompts
+        write_video(run / "results/smoke/generate/g/videos" / f"{e['prompt_en']}-0.mp4",
+                    render_clip(spec_from_prompt(e["prompt_en"], 0)), 8.0)
+    config = {"sampling": {"fps": 8}, "eval": {"vbench": {"long": {"enabled": False}}}}
+    results = _results_tree(run, {"prompt_suite": "results/smoke/curate/c/prompts.json", "samples_per_prompt": 1,
+                                  "video_dir": "results/smoke/generate/g/videos", "config": config})
+    out, fields = _report(results)
+    assert (fields["color_control"], fields["object_class_control"], fields["spatial_control"]) == ("0.0",) * 3
+    assert "table4 cosine controls (another shape, colour or axis asked): color 0.0" in out
 
 
 def test_a_results_tree_of_another_scale_is_refused_in_one_line(tmp_path):
