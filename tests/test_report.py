@@ -111,6 +111,31 @@ def test_vbench_table_has_two_blocks_and_bold_best_per_section(tmp_path):
     assert len([line for line in tex.splitlines() if "vs.\\ paper" in line]) == 2
 
 
+def test_a_vbench_row_with_controls_is_followed_by_its_control_line(tmp_path):
+    scores = {"aggregate": {"total": 50.0, "quality": 60.0, "semantic": 10.0},
+              "dimensions": {d: 0.5 for d in DIMENSIONS}, "backends": {d: "stand-in" for d in DIMENSIONS},
+              "controls": {"dimensions": {"color": 0.25, "object_class": 0.125, "spatial_relationship": 0.5},
+                           "readings": {"color": 2, "object_class": 2, "spatial_relationship": 1}, "method": "m"}}
+    out = tmp_path / "t3" / "results.json"
+    res = collect("table3", ROOT / "ablations" / "components.yaml", [("full", _chain(tmp_path, "evaluate", scores))],
+                  out)
+    assert res["rows"][0]["controls"] == {"color": 25.0, "object_class": 12.5, "spatial_relationship": 50.0}
+    assert res["rows"][0]["scores"]["color"] == 50.0  # the score itself is untouched
+    assert row_metrics(res["rows"][0])["color.control"] == 25.0  # logged to MLflow beside the score
+    tex = render_table(out, tmp_path / "table3.tex")
+    lines = tex.splitlines()
+    controls = [line for line in lines if line.startswith("\\quad control &")]
+    assert len(controls) == 1  # in the semantic block only: the overall block has no control dimension
+    header = next(i for i, line in enumerate(lines) if "Semantic Fidelity" in line) + 1
+    columns = [c.strip().removesuffix("$\\uparrow$") for c in lines[header].split("&")[1:]]
+    cells = dict(zip(columns, _cells(controls[0])))
+    assert (cells["Color"], cells["Object"], cells["Spatial"]) == ("25.00", "12.50", "50.00")
+    assert cells["Scene"] == "--"
+    measured = lines.index(controls[0]) - 1
+    assert lines[measured].startswith("UniVid (Full) &")  # right below its measured row
+    assert "Control lines: the row's own videos scored as if another shape" in tex
+
+
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.rstrip().removesuffix("\\\\").split("&")[1:]]
 

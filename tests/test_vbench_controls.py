@@ -4,9 +4,13 @@ follows its prompt (the world's own clip: control 0) from one that does not (a c
 import pytest
 
 from univid.data.synthetic import COLORS, SHAPES, ClipSpec, ObjectSpec, render_clip, spec_from_prompt
-from univid.eval.vbench.controls import control_entries, score_controls
+from univid.data.video import write_video
+from univid.eval.cache import EvalCache
+from univid.eval.vbench.controls import control_entries, pool_controls, score_controls
+from univid.eval.vbench.scoring import merge_dimension_shards, score_video_dir
 from univid.eval.vbench.scorers import ScoringContext
 from univid.eval.vbench.standin import score_videos
+from univid.io import read_json, write_json
 
 ENTRIES = [
     {"prompt_en": "a red circle", "dimension": ["color"], "auxiliary_info": {"color": {"color": "red"}}},
@@ -64,3 +68,33 @@ def test_a_video_of_everything_scores_its_control():
     controls = score_controls(entries, videos, fps=8.0, ctx=ctx)
     assert sorted(r["score"] for r in scores) == [1.0, 1.0]
     assert sorted(r["score"] for r in controls) == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_pooled_controls_at_sample_points():
+    videos = {e["prompt_en"]: [_clip(e["prompt_en"])] for e in ENTRIES[:3]}
+    pooled = pool_controls(ENTRIES, videos, fps=8.0)
+    assert pooled["dimensions"] == {"color": 0.0, "object_class": 0.0, "spatial_relationship": 0.0}
+    assert pooled["readings"] == {"color": 2, "object_class": 2, "spatial_relationship": 1}
+    assert pool_controls(ENTRIES[3:], videos, fps=8.0) is None  # no entry on a control dimension
+
+
+def test_scores_json_carries_the_controls_and_shards_merge_them(tmp_path):
+    """score_video_dir writes each detection dimension's control beside its score (cached like the scores); an
+    evaluate job sharded by dimension merges to the unsharded controls."""
+    video_dir = tmp_path / "videos"
+    entries = ENTRIES[:3] + [{"prompt_en": "a red circle moving right", "dimension": ["subject_consistency"]}]
+    for e in entries:
+        write_video(video_dir / f"{e['prompt_en']}-0.mp4", _clip(e["prompt_en"]), 8)
+    write_json(tmp_path / "prompts.json", entries)
+    cache = EvalCache(tmp_path / "cache")
+    whole = score_video_dir(video_dir, tmp_path / "prompts.json", tmp_path / "all.json", DIMS + ["subject_consistency"],
+                            cache=cache)
+    assert whole["controls"]["dimensions"] == {"color": 0.0, "object_class": 0.0, "spatial_relationship": 0.0}
+    assert whole["dimensions"]["color"] == 1.0 and read_json(tmp_path / "all.json")["controls"] == whole["controls"]
+    again = score_video_dir(video_dir, tmp_path / "prompts.json", tmp_path / "again.json", DIMS, cache=cache)
+    assert again["counts"]["videos_decoded"] == 0 and again["controls"] == whole["controls"]  # controls cached too
+    parts = [score_video_dir(video_dir, tmp_path / "prompts.json", tmp_path / f"{i}.json", dims)
+             for i, dims in enumerate([["color", "subject_consistency"], ["object_class", "spatial_relationship"]])]
+    assert merge_dimension_shards(parts, entries)["controls"] == whole["controls"]
+    none = score_video_dir(video_dir, tmp_path / "prompts.json", tmp_path / "sc.json", ["subject_consistency"])
+    assert "controls" not in none  # no detection dimension scored: no control

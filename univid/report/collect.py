@@ -81,7 +81,10 @@ def vbench_row(scores: dict) -> dict:
     for d, k in (scores.get("unscored") or {}).items():
         if d in videos and all_failed(k, videos[d]):
             row[d], na[d] = None, k
-    return {"scores": row, "ci": {}, "backends": {**scores["backends"], **(i2v.get("backends") or {})}, "na": na}
+    # Each detection dimension's control (univid.eval.vbench.controls), where the scorer has one.
+    controls = {d: 100.0 * v for d, v in ((scores.get("controls") or {}).get("dimensions") or {}).items()}
+    return {"scores": row, "ci": {}, "backends": {**scores["backends"], **(i2v.get("backends") or {})}, "na": na,
+            "controls": controls}
 
 
 def videoqa_row(scores: dict) -> dict:

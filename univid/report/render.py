@@ -108,7 +108,8 @@ def audit_notes(published_rows: list[dict]) -> list[str]:
 
 def section(rows: list[dict], columns: list[str], decimals: dict[str, int], underline: bool,
             published: dict[str, dict] | None = None, rank_over: list[dict] | None = None) -> list[dict]:
-    """Template rows for one section: {label, mark, cells, kind (published|measured|delta), extra (e.g. llm size)}.
+    """Template rows for one section: {label, mark, cells, kind (published|measured|control|delta), extra (e.g.
+    llm size)}; a measured row with controls is followed by its control line.
     Best/second best are taken over `rank_over` (default: the section's own rows). The mark (a dagger) goes on a
     flagged published row in the block that shows its totals."""
     rk = ranks(rank_over if rank_over is not None else rows, columns, decimals)
@@ -120,6 +121,9 @@ def section(rows: list[dict], columns: list[str], decimals: dict[str, int], unde
                     "mark": r"$^\dagger$" if _flagged(r) and "total" in columns else "",
                     "cells": [cell(r["scores"].get(c), c, decimals, rk[c], (r.get("ci") or {}).get(c),
                                    (r.get("na") or {}).get(c)) for c in columns]})
+        if any(c in (r.get("controls") or {}) for c in columns):
+            out.append({"label": r"\quad control", "kind": "control", "extra": "", "mark": "",
+                        "cells": [cell(r["controls"].get(c), c, decimals) for c in columns]})
         pub = (published or {}).get(r.get("published_label") or "")
         if pub is not None:
             out.append({"label": r"\quad $\Delta$ vs.\ paper", "kind": "delta", "extra": "", "mark": "",
@@ -185,6 +189,7 @@ def context(results: dict) -> dict:
         "agreement": judge_agreement_totals(results["rows"]),
         "audit_notes": audit_notes(published_rows),
         "tracks": sorted({r["track"] for r in results["rows"] if r.get("track")}),
+        "has_controls": any(r.get("controls") for r in results["rows"]),
     }
 
 

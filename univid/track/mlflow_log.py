@@ -49,7 +49,8 @@ def experiment_name(results: dict, prefix: str = "univid") -> str:
 
 
 def row_metrics(row: dict) -> dict[str, float]:
-    """Every numeric score of a row (nested dicts joined with '.'), plus `<metric>.ci_lo` / `.ci_hi` from row['ci']."""
+    """Every numeric score of a row (nested dicts joined with '.'), `<dimension>.control`
+    from row['controls'], plus `<metric>.ci_lo` / `.ci_hi` from row['ci']."""
     out: dict[str, float] = {}
 
     def add(prefix: str, value) -> None:
@@ -61,6 +62,8 @@ def row_metrics(row: dict) -> dict[str, float]:
         # None / NaN (a benchmark that produced no number) is left out rather than logged as a fake value
 
     add("", row["scores"])
+    for metric, value in (row.get("controls") or {}).items():  # a detection dimension's control (VBench rows)
+        add(f"{metric}.control", value)
     for metric, interval in (row.get("ci") or {}).items():
         if interval is None:
             continue

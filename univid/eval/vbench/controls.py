@@ -49,16 +49,40 @@ def control_entries(entries: list[dict], k: int) -> list[dict]:
     return out
 
 
-def score_controls(entries: list[dict], videos, *, samples_per_prompt: int = 1, fps: float | None = None,
-                   long: Mapping | None = None, ctx: ScoringContext | None = None) -> list[dict]:
-    """score_videos' per-video records of every control reading of the entries (same videos, same settings; pass
-    the ScoringContext the scores used, and each frame is detected once)."""
-    ctx = ctx or default_context()
-    records = []
+METHOD = ("the same videos scored as if another shape (object_class), colour (color) or axis "
+          "(spatial_relationship) had been asked; mean over those readings (univid.eval.vbench.controls)")
+
+
+def _readings(entries: list[dict], videos, kwargs: dict) -> list[dict]:
+    """score_videos' result for each control reading of the entries that has any."""
+    out = []
     for k in (0, 1):
         controls = control_entries(entries, k)
         if controls:
             dims = sorted({d for e in controls for d in e["dimension"]})
-            records += score_videos(controls, videos, dims, samples_per_prompt=samples_per_prompt, fps=fps,
-                                    long=long, ctx=ctx)["per_video"]
-    return records
+            out.append(score_videos(controls, videos, dims, **kwargs))
+    return out
+
+
+def score_controls(entries: list[dict], videos, *, samples_per_prompt: int = 1, fps: float | None = None,
+                   long: Mapping | None = None, ctx: ScoringContext | None = None) -> list[dict]:
+    """score_videos' per-video records of every control reading of the entries (same videos, same settings; pass
+    the ScoringContext the scores used, and each frame is detected once)."""
+    kwargs = dict(samples_per_prompt=samples_per_prompt, fps=fps, long=long, ctx=ctx or default_context())
+    return [r for res in _readings(entries, videos, kwargs) for r in res["per_video"]]
+
+
+def pool_controls(entries: list[dict], videos, **kwargs) -> dict | None:
+    """Each control dimension's control, pooled as VBench pools the dimension (score_videos' "dimensions", raw in
+    [0, 1]) and averaged over its readings: {"dimensions", "readings", "method"}; None when no entry is on a
+    control dimension. kwargs: score_videos' (samples_per_prompt, fps, long, ctx, cache, video_hashes); pass the
+    scores' own, so the controls read the videos exactly as the scores did."""
+    kwargs.setdefault("ctx", default_context())
+    pooled: dict[str, list[float]] = {}
+    for res in _readings(entries, videos, kwargs):
+        for d, v in res["dimensions"].items():
+            pooled.setdefault(d, []).append(float(v))
+    if not pooled:
+        return None
+    return {"dimensions": {d: sum(v) / len(v) for d, v in sorted(pooled.items())},
+            "readings": {d: len(v) for d, v in sorted(pooled.items())}, "method": METHOD}

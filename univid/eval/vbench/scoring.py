@@ -9,7 +9,8 @@ from typing import Mapping
 
 from univid.eval.cache import EvalCache, file_sha256, key_of
 from univid.eval.checks import check_info, check_names
-from univid.eval.vbench.scorers import ScoringContext
+from univid.eval.vbench.controls import CONTROL_DIMS, pool_controls
+from univid.eval.vbench.scorers import ScoringContext, default_context
 from univid.eval.vbench.standin import score_videos
 from univid.eval.vbench.suite import (BACKENDS, check_entries, expected_names, long_settings, resolve_dims,
                                       video_name)
@@ -75,9 +76,30 @@ def score_video_dir(video_dir: str | os.PathLike, prompt_suite_json: str | os.Pa
                                 long=long_settings(long, official=True), samples_per_prompt=samples_per_prompt,
                                 cache=cache, hashes=hashes, work_dir=Path(out_json).parent, **(official or {}))
     else:
-        result = score_videos(entries, lambda prompt, i: read_video(video_dir / video_name(prompt, i)), wanted,
-                              samples_per_prompt=samples_per_prompt, ctx=ctx, long=long, cache=cache,
-                              video_hashes=hashes)
+        # The stand-in's detection dimensions know the world's vocabulary, so each gets its control (the same
+        # videos scored for another shape, colour or axis): a score near its control follows nothing. The controls
+        # share the scores' ScoringContext (each frame detected once) and their decoded videos (each read once).
+        ctx = ctx or default_context()
+        on_controls = [e for e in entries if set(e["dimension"]) & set(wanted) & set(CONTROL_DIMS)]
+        keep = {(e["prompt_en"], i) for e in on_controls for i in range(samples_per_prompt)}
+        decoded: dict[tuple[str, int], object] = {}
+
+        def videos(prompt: str, i: int):
+            if (prompt, i) in decoded:
+                return decoded[(prompt, i)]
+            video = read_video(video_dir / video_name(prompt, i))
+            if (prompt, i) in keep:
+                decoded[(prompt, i)] = video
+            return video
+
+        kwargs = dict(samples_per_prompt=samples_per_prompt, ctx=ctx, long=long, cache=cache, video_hashes=hashes)
+        result = score_videos(entries, videos, wanted, **kwargs)
+        controls = pool_controls(on_controls, videos, **kwargs)
+        if controls is not None:
+            controls["dimensions"] = {d: v for d, v in controls["dimensions"].items() if d in wanted}
+            controls["readings"] = {d: v for d, v in controls["readings"].items() if d in wanted}
+            if controls["dimensions"]:
+                result["controls"] = controls
     result.update({"video_dir": str(video_dir), "prompt_suite": str(prompt_suite_json),
                    "samples_per_prompt": samples_per_prompt})
     if hashes is not None:
@@ -116,7 +138,12 @@ def merge_dimension_shards(parts: list[dict], entries: list[dict]) -> dict:
             mine = rows.get((e["prompt_en"], d), [])
             per_video += mine[:n]
             del mine[:n]
-    merged = {k: v for k, v in parts[0].items() if k not in ("cache", "official")}
+    merged = {k: v for k, v in parts[0].items() if k not in ("cache", "official", "controls")}
+    controls = [p["controls"] for p in parts if p.get("controls")]
+    if controls:  # each shard's controls cover its own dimensions
+        merged["controls"] = {"dimensions": {d: v for c in controls for d, v in c["dimensions"].items()},
+                              "readings": {d: v for c in controls for d, v in c["readings"].items()},
+                              "method": controls[0]["method"]}
     merged.update({
         "per_video": per_video,
         "dimensions": {d: s for p in parts for d, s in p["dimensions"].items()},
