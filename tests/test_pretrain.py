@@ -241,3 +241,16 @@ def test_univid_pretrain_installs_the_shipped_checkpoint_of_its_key_and_trains_w
     assert "shipped" not in json.loads((tmp_path / "trained" / "manifest.json").read_text())
     with pytest.raises(SystemExit, match="expected --ship with it"):
         main(["pretrain", *argv, "--from", str(out)])
+
+
+def test_the_vae_foreground_weight_at_sample_points():
+    from univid.train.pretrain import foreground_weight
+
+    x = -torch.ones(1, 3, 2, 8, 8)  # black clip, 2 frames
+    x[0, 0, 1, 3:6, 3:6] = 1.0  # a red 3x3 object in frame 1 only
+    plain = foreground_weight(x, 20.0)
+    assert plain.shape == (1, 1, 2, 8, 8) and int((plain == 21.0).sum()) == 9 and float(plain.min()) == 1.0
+    ring = foreground_weight(x, 20.0, dilate=1)
+    assert int((ring[0, 0, 1] == 21.0).sum()) == 25  # grown by a pixel on every side: 5x5
+    assert bool((ring[0, 0, 0] == 1.0).all())  # within its frame only
+    assert bool((ring[0, 0, 1, 2:7, 2:7] == 21.0).all())
