@@ -254,3 +254,14 @@ def test_the_vae_foreground_weight_at_sample_points():
     assert int((ring[0, 0, 1] == 21.0).sum()) == 25  # grown by a pixel on every side: 5x5
     assert bool((ring[0, 0, 0] == 1.0).all())  # within its frame only
     assert bool((ring[0, 0, 1, 2:7, 2:7] == 21.0).all())
+
+
+def test_fg_dilate_is_opt_in_and_keys_the_pretrain_job():
+    from univid.config import job_configs, resolve
+
+    shipped = job_configs(resolve({"scale": "toy"}))["pretrain"]
+    dilated = job_configs(resolve({"scale": "toy", "pretrain": {"vae": {"fg_dilate": 2}}}))["pretrain"]
+    assert "fg_dilate" not in shipped["pretrain"]["vae"]  # the shipped recipe's key is unchanged
+    assert dilated["pretrain"]["vae"]["fg_dilate"] == 2 and dilated["key"] != shipped["key"]
+    with pytest.raises(Exception, match="fg_dilate"):
+        resolve({"scale": "toy", "pretrain": {"vae": {"fg_dilate": -1}}})
