@@ -53,14 +53,15 @@ METHOD = ("the same videos scored as if another shape (object_class), colour (co
           "(spatial_relationship) had been asked; mean over those readings (univid.eval.vbench.controls)")
 
 
-def _readings(entries: list[dict], videos, kwargs: dict) -> list[dict]:
-    """score_videos' result for each control reading of the entries that has any."""
+def _readings(entries: list[dict], videos, kwargs: dict, wanted=None) -> list[dict]:
+    """score_videos' result for each control reading of the entries that has any (on the `wanted` dimensions only,
+    if given)."""
     out = []
     for k in (0, 1):
         controls = control_entries(entries, k)
-        if controls:
-            dims = sorted({d for e in controls for d in e["dimension"]})
-            out.append(score_videos(controls, videos, dims, **kwargs))
+        dims = sorted({d for e in controls for d in e["dimension"] if wanted is None or d in wanted})
+        if dims:
+            out.append(score_videos([e for e in controls if e["dimension"][0] in dims], videos, dims, **kwargs))
     return out
 
 
@@ -72,14 +73,14 @@ def score_controls(entries: list[dict], videos, *, samples_per_prompt: int = 1, 
     return [r for res in _readings(entries, videos, kwargs) for r in res["per_video"]]
 
 
-def pool_controls(entries: list[dict], videos, **kwargs) -> dict | None:
-    """Each control dimension's control, pooled as VBench pools the dimension (score_videos' "dimensions", raw in
-    [0, 1]) and averaged over its readings: {"dimensions", "readings", "method"}; None when no entry is on a
-    control dimension. kwargs: score_videos' (samples_per_prompt, fps, long, ctx, cache, video_hashes); pass the
-    scores' own, so the controls read the videos exactly as the scores did."""
+def pool_controls(entries: list[dict], videos, dims=None, **kwargs) -> dict | None:
+    """Each control dimension's control (of `dims`, default all), pooled as VBench pools the dimension
+    (score_videos' "dimensions", raw in [0, 1]) and averaged over its readings: {"dimensions", "readings",
+    "method"}; None when no entry is on such a dimension. kwargs: score_videos' (samples_per_prompt, fps, long,
+    ctx, cache, video_hashes); pass the scores' own, so the controls read the videos exactly as the scores did."""
     kwargs.setdefault("ctx", default_context())
     pooled: dict[str, list[float]] = {}
-    for res in _readings(entries, videos, kwargs):
+    for res in _readings(entries, videos, kwargs, dims):
         for d, v in res["dimensions"].items():
             pooled.setdefault(d, []).append(float(v))
     if not pooled:

@@ -94,12 +94,9 @@ def score_video_dir(video_dir: str | os.PathLike, prompt_suite_json: str | os.Pa
 
         kwargs = dict(samples_per_prompt=samples_per_prompt, ctx=ctx, long=long, cache=cache, video_hashes=hashes)
         result = score_videos(entries, videos, wanted, **kwargs)
-        controls = pool_controls(on_controls, videos, **kwargs)
+        controls = pool_controls(on_controls, videos, dims=wanted, **kwargs)
         if controls is not None:
-            controls["dimensions"] = {d: v for d, v in controls["dimensions"].items() if d in wanted}
-            controls["readings"] = {d: v for d, v in controls["readings"].items() if d in wanted}
-            if controls["dimensions"]:
-                result["controls"] = controls
+            result["controls"] = controls
     result.update({"video_dir": str(video_dir), "prompt_suite": str(prompt_suite_json),
                    "samples_per_prompt": samples_per_prompt})
     if hashes is not None:
