@@ -256,7 +256,7 @@ def test_the_vae_foreground_weight_at_sample_points():
     assert bool((ring[0, 0, 1, 2:7, 2:7] == 21.0).all())
 
 
-def test_fg_dilate_is_opt_in_and_keys_the_pretrain_job():
+def test_the_foreground_options_are_opt_in_and_key_the_pretrain_job():
     from univid.config import job_configs, resolve
 
     shipped = job_configs(resolve({"scale": "toy"}))["pretrain"]
@@ -265,3 +265,41 @@ def test_fg_dilate_is_opt_in_and_keys_the_pretrain_job():
     assert dilated["pretrain"]["vae"]["fg_dilate"] == 2 and dilated["key"] != shipped["key"]
     with pytest.raises(Exception, match="fg_dilate"):
         resolve({"scale": "toy", "pretrain": {"vae": {"fg_dilate": -1}}})
+    weighted = job_configs(resolve({"scale": "toy", "pretrain": {"t2v": {"fg_weight": 20.0, "fg_dilate": 2}}}))
+    assert not {"fg_weight", "fg_dilate"} & set(shipped["pretrain"]["t2v"])
+    assert weighted["pretrain"]["key"] not in (shipped["key"], dilated["key"])
+    with pytest.raises(Exception, match="fg_weight"):
+        resolve({"scale": "toy", "pretrain": {"t2v": {"fg_weight": -1}}})
+
+
+def test_the_latent_foreground_on_the_causal_vae_grid_at_sample_points():
+    from univid.train.pretrain import latent_foreground
+
+    clips = torch.zeros(1, 9, 16, 16, 3, dtype=torch.uint8)  # black, 9 frames: latent frames {0}, {1-4}, {5-8}
+    clips[0, 6, 5, 9] = 255  # one white pixel in frame 6 at (5, 9)
+    plain = latent_foreground(clips, dilate=0, spatial=4, temporal=4)
+    assert plain.shape == (1, 1, 3, 4, 4) and int(plain.sum()) == 1 and float(plain[0, 0, 2, 1, 2]) == 1.0
+    grown = latent_foreground(clips, dilate=1, spatial=4, temporal=4)  # rows 4-6, cols 8-10: still cell (1, 2)
+    assert int(grown.sum()) == 1
+    grown = latent_foreground(clips, dilate=3, spatial=4, temporal=4)  # rows 2-8, cols 6-12: cells rows 0-2, cols 1-3
+    assert int(grown.sum()) == 9 and float(grown[0, 0, 2, 0:3, 1:4].min()) == 1.0 and float(grown[0, 0, :2].sum()) == 0
+    with pytest.raises(ValueError, match="1 \\+ 4k"):
+        latent_foreground(clips[:, :8], dilate=0, spatial=4, temporal=4)
+
+
+def test_the_t2v_foreground_weight_changes_the_loss_only_when_set(one_torch_thread):
+    from univid.train.pretrain import pretrain_t2v
+
+    cfg = resolve({"scale": "toy"})
+    m = cfg["model"]
+    latents = torch.randn(2, 16, 2, 8, 8)
+    fg = torch.zeros(2, 1, 2, 8, 8)
+    fg[:, :, :, 2:4, 2:4] = 1.0
+    base = {"steps": 2, "batch_size": 2, "lr": 1.0e-3, "cfg_dropout": 0.0}
+    run = lambda p, f=None: pretrain_t2v(m, latents, ["a red circle", "a blue square"], p, 0, None, foreground=f)[4]
+    plain = run(base)
+    assert run({**base, "fg_weight": 0.0}, fg) == plain  # 0: the unweighted loss whatever the mask
+    weighted = run({**base, "fg_weight": 20.0}, fg)
+    assert weighted[0] != plain[0]
+    with pytest.raises(ValueError, match="fg_weight > 0 needs the clips' latent foreground"):
+        run({**base, "fg_weight": 20.0})

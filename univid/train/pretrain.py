@@ -81,17 +81,38 @@ def _loop(name: str, params, steps: int, lr: float, loss_fn, log, stop_after: in
     return losses
 
 
-def foreground_weight(x: torch.Tensor, fg_weight: float, dilate: int = 0) -> torch.Tensor:
-    """Per-pixel reconstruction weight of clips x [B, C, T, H, W] in [-1, 1]: 1 + fg_weight on foreground pixels
-    (farther than 0.2 from the clip's median colour in any channel), the foreground grown by `dilate` pixels in each
-    frame. Undilated, the pixels just outside an object count 1 against its 1 + fg_weight: the decoder bleeds an
-    object into its background almost for free, which rounds a 10-pixel square or triangle into a blob."""
+def foreground_mask(x: torch.Tensor, dilate: int = 0) -> torch.Tensor:
+    """Foreground pixels of clips x [B, C, T, H, W] in [-1, 1] as a [B, 1, T, H, W] 0/1 mask: farther than 0.2 from
+    the clip's median colour in any channel, grown by `dilate` pixels in each frame."""
     background = x.flatten(2).median(dim=2).values[:, :, None, None, None]
     foreground = ((x - background).abs().amax(dim=1, keepdim=True) > 0.2).float()
     if dilate:
         k = 2 * dilate + 1
         foreground = F.max_pool3d(foreground, (1, k, k), stride=1, padding=(0, dilate, dilate))
-    return 1.0 + fg_weight * foreground
+    return foreground
+
+
+def foreground_weight(x: torch.Tensor, fg_weight: float, dilate: int = 0) -> torch.Tensor:
+    """Per-pixel reconstruction weight of clips x [B, C, T, H, W] in [-1, 1]: 1 + fg_weight on foreground pixels
+    (see foreground_mask), the foreground grown by `dilate` pixels in each frame. Undilated, the pixels just outside
+    an object count 1 against its 1 + fg_weight: the decoder bleeds an object into its background almost for free,
+    which rounds a 10-pixel square or triangle into a blob."""
+    return 1.0 + fg_weight * foreground_mask(x, dilate)
+
+
+def latent_foreground(clips: torch.Tensor, dilate: int, spatial: int, temporal: int) -> torch.Tensor:
+    """The foreground of uint8 clips [N, T, H, W, 3] on the causal VAE's latent grid, [N, 1, 1 + (T - 1) / temporal,
+    H / spatial, W / spatial]: a latent cell is foreground when any pixel it encodes is (the first frame alone, then
+    each `temporal` frames, as Wan's VAE groups them)."""
+    masks = []
+    for i in range(0, len(clips), 8):
+        fg = foreground_mask(_to_unit(clips[i:i + 8]), dilate)
+        first, rest = fg[:, :, :1], fg[:, :, 1:]
+        if rest.shape[2] % temporal:
+            raise ValueError(f"clips of {fg.shape[2]} frames: expected 1 + {temporal}k for the causal VAE")
+        rest = F.max_pool3d(rest, (temporal, 1, 1), stride=(temporal, 1, 1))
+        masks.append(F.max_pool3d(torch.cat([first, rest], 2), (1, spatial, spatial), stride=(1, spatial, spatial)))
+    return torch.cat(masks)
 
 
 def pretrain_vae(spec: dict, clips: torch.Tensor, p: dict, seed: int, log, stop_after: int | None = None):
@@ -140,11 +161,24 @@ def _normalise(latents: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> 
     return (latents - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)
 
 
+def _t2v_foreground(vae, clips: torch.Tensor, p: dict) -> torch.Tensor | None:
+    """The latent foreground pretrain_t2v weights by `fg_weight` (None when it is 0), on `vae`'s latent grid."""
+    if not float(p.get("fg_weight", 0.0)):
+        return None
+    return latent_foreground(clips, int(p.get("fg_dilate", 0)), int(vae.config.scale_factor_spatial),
+                             int(vae.config.scale_factor_temporal))
+
+
 def pretrain_t2v(model_cfg: dict, latents: torch.Tensor, captions: list[str], p: dict, seed: int, log,
-                 stop_after: int | None = None):
+                 stop_after: int | None = None, foreground: torch.Tensor | None = None):
     """A text-to-video Wan DiT from scratch on the clips' normalised latents, conditioned by its own frozen UMT5
     (WanPipeline's prompt encoding), with flow matching on the Wan 2.2 sampler's shifted sigmas and CFG dropout
-    (the empty prompt, as WanPipeline encodes no negative prompt)."""
+    (the empty prompt, as WanPipeline encodes no negative prompt). With `fg_weight` > 0 the error on latent cells
+    over an object (`foreground`, see latent_foreground) counts 1 + fg_weight, normalised by the batch's mean
+    weight: unweighted, ~85% of the loss is background and the DiT never commits to the asked object."""
+    fg_weight = float(p.get("fg_weight", 0.0))
+    if fg_weight and (foreground is None or len(foreground) != len(latents)):
+        raise ValueError("pretrain.t2v.fg_weight > 0 needs the clips' latent foreground, one mask per clip")
     from diffusers import WanPipeline
 
     from univid.models.builder import build_dit, build_scheduler, build_text_encoder
@@ -178,7 +212,10 @@ def pretrain_t2v(model_cfg: dict, latents: torch.Tensor, captions: list[str], p:
         ctx = torch.where(drop.view(-1, 1, 1), null.expand(b, -1, -1), context[idx])
         x_t = (1 - s.view(-1, 1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1, 1) * noise
         pred = dit(hidden_states=x_t, timestep=s * 1000.0, encoder_hidden_states=ctx, return_dict=False)[0]
-        return F.mse_loss(pred, noise - x0)
+        if not fg_weight:
+            return F.mse_loss(pred, noise - x0)
+        weight = 1.0 + fg_weight * foreground[idx]
+        return ((pred - (noise - x0)).pow(2) * weight).mean() / weight.mean()
 
     losses = _loop("t2v", [q for q in dit.parameters() if q.requires_grad], p["steps"], p["lr"], loss_fn, log,
                    stop_after)
@@ -302,7 +339,8 @@ def replay_first_steps(cfg: dict, checkpoint: Path, work: Path, steps: int, log=
     vae = AutoencoderKLWan.from_pretrained(Path(checkpoint) / "wan", subfolder="vae").eval()
     latents = _normalise(_encode_clips(vae, clips), torch.tensor(vae.config.latents_mean),
                          torch.tensor(vae.config.latents_std))
-    out["t2v"] = pretrain_t2v(m, latents, captions, p["t2v"], seed, log, stop_after=steps)[4]
+    out["t2v"] = pretrain_t2v(m, latents, captions, p["t2v"], seed, log, stop_after=steps,
+                              foreground=_t2v_foreground(vae, clips, p["t2v"]))[4]
     out["mllm"] = pretrain_mllm(m, world, p["mllm"], seed, log, stop_after=steps)[2]
     return out
 
@@ -320,7 +358,8 @@ def run_pretrain(cfg: dict, out: Path, log=None) -> dict:
     vae, latents, log_body["vae"] = pretrain_vae(m["vae"], clips, p["vae"], seed, log)
     timings["vae_s"] = round(time.time() - t0, 1)
     t0 = time.time()
-    dit, encoder, text_tokenizer, scheduler, log_body["t2v"] = pretrain_t2v(m, latents, captions, p["t2v"], seed, log)
+    dit, encoder, text_tokenizer, scheduler, log_body["t2v"] = pretrain_t2v(
+        m, latents, captions, p["t2v"], seed, log, foreground=_t2v_foreground(vae, clips, p["t2v"]))
     timings["t2v_s"] = round(time.time() - t0, 1)
     t0 = time.time()
     mllm, tokenizer, log_body["mllm"] = pretrain_mllm(m, world, p["mllm"], seed, log)
