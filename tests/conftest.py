@@ -1,3 +1,4 @@
+import json
 import os
 import re
 
@@ -100,3 +101,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def generate_job(tmp_path_factory):
+    """A smoke generate job's directory whose stage III weights are a fresh model's trainable weights (the toy_*
+    benchmarks' mechanics)."""
+    from univid.config import job_configs, resolve
+    from univid.models.builder import build, save_weights, trainable_state_dict
+
+    tmp = tmp_path_factory.mktemp("toy_generation")
+    cfg = resolve({"results_dir": str(tmp / "results")})
+    job = job_configs(cfg)["generate"]
+    stage3 = Path(job["upstream_dirs"]["stage3"])
+    comp = build(cfg)
+    for p in comp.model.connector.parameters():
+        p.requires_grad_(True)
+    (stage3 / "final").mkdir(parents=True)
+    save_weights(trainable_state_dict(comp.model), stage3 / "final" / "weights.safetensors")
+    gen = Path(job["dir"])
+    gen.mkdir(parents=True)
+    (gen / "job_config.json").write_text(json.dumps(job))
+    return gen

@@ -41,27 +41,6 @@ def test_suite_has_the_asked_prompts_of_each_headline_dimension():
     assert all(set(e["dimension"]) & {"color", "object_class", "spatial_relationship"} for e in entries)
 
 
-@pytest.fixture(scope="module")
-def generate_job(tmp_path_factory):
-    """A smoke generate job's directory whose stage III weights are a fresh model's trainable weights."""
-    from univid.config import job_configs, resolve
-    from univid.models.builder import build, save_weights, trainable_state_dict
-
-    tmp = tmp_path_factory.mktemp("toy_generation")
-    cfg = resolve({"results_dir": str(tmp / "results")})
-    job = job_configs(cfg)["generate"]
-    stage3 = Path(job["upstream_dirs"]["stage3"])
-    comp = build(cfg)
-    for p in comp.model.connector.parameters():
-        p.requires_grad_(True)
-    (stage3 / "final").mkdir(parents=True)
-    save_weights(trainable_state_dict(comp.model), stage3 / "final" / "weights.safetensors")
-    gen = Path(job["dir"])
-    gen.mkdir(parents=True)
-    (gen / "job_config.json").write_text(json.dumps(job))
-    return gen
-
-
 def _run(*args):
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600,
                           env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})

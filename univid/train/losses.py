@@ -96,6 +96,21 @@ def flow_matching_loss(comp: Components, latents: torch.Tensor, noise: torch.Ten
     """MSE between the DiT's velocity and (noise - x0), each sample at its own noise level sigmas[sigma_index[b]],
     with TMA's progress set per sample to its step (u = i/N of the sampler's schedule, as at inference). `is_pad`:
     the context's padding keys (univid.models.conditioning.padding_keys), which TMA leaves unscaled."""
+    pred, target = _velocity(comp, latents, noise, sigma_index, sigmas, context, is_image, is_pad)
+    return F.mse_loss(pred, target)
+
+
+def velocity_error(comp: Components, latents: torch.Tensor, noise: torch.Tensor, sigma_index: list[int],
+                   sigmas: list[float], context: torch.Tensor, is_image: torch.Tensor,
+                   is_pad: torch.Tensor | None = None) -> torch.Tensor:
+    """flow_matching_loss's squared error per latent element [B, C, T, H, W] (float32), before the mean: for
+    measurements that select latent positions (benchmarks/perf/toy_conditioning)."""
+    pred, target = _velocity(comp, latents, noise, sigma_index, sigmas, context, is_image, is_pad)
+    return (pred - target).pow(2)
+
+
+def _velocity(comp, latents, noise, sigma_index, sigmas, context, is_image, is_pad):
+    """(the DiT's velocity, the flow-matching target noise - x0), both float32, as flow_matching_loss sets TMA."""
     comp.tma.token_is_image = is_image if bool(is_image.any()) else None
     comp.tma.token_is_pad = is_pad if is_pad is not None and bool(is_pad.any()) else None
     sigma = [sigmas[i] for i in sigma_index]
@@ -104,7 +119,7 @@ def flow_matching_loss(comp: Components, latents: torch.Tensor, noise: torch.Ten
     x_t = (1.0 - s.view(-1, 1, 1, 1, 1)) * latents + s.view(-1, 1, 1, 1, 1) * noise
     pred = comp.model.dit(hidden_states=x_t.to(comp.dtype), timestep=s * 1000.0,
                           encoder_hidden_states=context.to(comp.dtype), return_dict=False)[0]
-    return F.mse_loss(pred.float(), (noise - latents).float())
+    return pred.float(), (noise - latents).float()
 
 
 def sft_batch(comp: Components, frames: torch.Tensor, pieces: list[list[Piece]], encoders: str = "vit"):
