@@ -303,3 +303,18 @@ def test_the_t2v_foreground_weight_changes_the_loss_only_when_set(one_torch_thre
     assert weighted[0] != plain[0]
     with pytest.raises(ValueError, match="fg_weight > 0 needs the clips' latent foreground"):
         run({**base, "fg_weight": 20.0})
+
+
+def test_a_foreground_weighted_t2v_job_replays_its_logged_losses(tmp_path, one_torch_thread):
+    """run_pretrain and the replay behind the shipped check both hand the T2V loop its latent foreground."""
+    from univid.train.pretrain import replay_first_steps, run_pretrain
+
+    tiny = {**TINY["pretrain"], "t2v": {**TINY["pretrain"]["t2v"], "fg_weight": 20.0, "fg_dilate": 2}}
+    cfg = resolve({"scale": "toy", **TINY, "pretrain": tiny})
+    run_pretrain(cfg, tmp_path / "job")
+    logged = json.loads((tmp_path / "job" / "pretrain_log.json").read_text())["losses"]["t2v"]
+    replayed = replay_first_steps(cfg, tmp_path / "job", tmp_path / "replay", steps=2)["t2v"]
+    assert replayed == pytest.approx(logged[:2], rel=1e-3)
+    plain = resolve({"scale": "toy", **TINY})
+    assert replay_first_steps(plain, tmp_path / "job", tmp_path / "replay2", steps=1)["t2v"][0] != pytest.approx(
+        logged[0], rel=1e-3)

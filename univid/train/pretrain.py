@@ -175,7 +175,7 @@ def pretrain_t2v(model_cfg: dict, latents: torch.Tensor, captions: list[str], p:
     (WanPipeline's prompt encoding), with flow matching on the Wan 2.2 sampler's shifted sigmas and CFG dropout
     (the empty prompt, as WanPipeline encodes no negative prompt). With `fg_weight` > 0 the error on latent cells
     over an object (`foreground`, see latent_foreground) counts 1 + fg_weight, normalised by the batch's mean
-    weight: unweighted, ~85% of the loss is background and the DiT never commits to the asked object."""
+    weight: unweighted, the loss is ~97% background (README, toy generation) and the DiT never commits to an object."""
     fg_weight = float(p.get("fg_weight", 0.0))
     if fg_weight and (foreground is None or len(foreground) != len(latents)):
         raise ValueError("pretrain.t2v.fg_weight > 0 needs the clips' latent foreground, one mask per clip")
