@@ -435,3 +435,51 @@ def test_a_conversion_waiting_on_the_lock_reads_the_other_jobs_result_instead_of
         (target / "tokenizer_config.json").write_text("{}")  # the other job's result, renamed into place
     worker.join(timeout=10)
     assert calls == [] and result["path"] == target
+
+
+def test_generation_layer_picks_the_llm_hidden_state_that_is_z_u(cfg):
+    """Unset (or -1): the last hidden state, as before; k: hidden_states[k] (0: the input embeddings), in both the
+    online path (encode_for_generation, sampling and Stage III) and the precompute path Stage I trains on; the Actor's
+    own LLM forward is not touched."""
+    from univid.config.load import apply_overrides
+    from univid.models.conditioning import tokenize
+    from univid.train.precompute import encode_captions
+
+    texts = ["a red circle moving left", "a blue square"]
+    base = build(cfg, ("dit", "connector"))
+    assert base.model.mllm.generation_layer is None
+    ids, mask = tokenize(base, texts)
+    with torch.no_grad():
+        out = base.model.mllm.llm.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        z, _, _ = base.model.mllm.encode_for_generation(ids, mask, base.encoders)
+    assert torch.equal(z, out.last_hidden_state)
+    n = base.model.mllm.llm.config.num_hidden_layers
+    for k, want in ((0, base.model.mllm.embed_text(ids)), (1, out.hidden_states[1]), (-1, out.last_hidden_state),
+                    (n, out.last_hidden_state)):
+        comp = build(apply_overrides(cfg, {"model": {"mllm": {"generation_layer": k}}}), ("dit", "connector"))
+        with torch.no_grad():
+            z, _, _ = comp.model.mllm.encode_for_generation(ids, mask, comp.encoders)
+        torch.testing.assert_close(z, want, rtol=0, atol=1e-6)
+        first = encode_captions(comp, texts[:1])[0]
+        torch.testing.assert_close(first, want[0, : first.shape[0]], rtol=0, atol=1e-5)
+    assert not torch.allclose(out.hidden_states[1], out.last_hidden_state)
+
+
+@pytest.mark.parametrize("bad", [99, -99, "last"])
+def test_a_generation_layer_outside_the_llm_is_one_line(cfg, bad):
+    from univid.config.load import ConfigError, apply_overrides
+
+    with pytest.raises((ValueError, ConfigError), match="generation_layer") as err:
+        build(apply_overrides(cfg, {"model": {"mllm": {"generation_layer": bad}}}), ("dit", "connector"))
+    assert "\n" not in str(err.value)
+
+
+def test_generation_layer_keys_the_generation_jobs_only_when_set(cfg):
+    from univid.config import job_config
+    from univid.config.load import apply_overrides
+
+    other = apply_overrides(cfg, {"model": {"mllm": {"generation_layer": 0}}})
+    for name in ("precompute", "stage1"):
+        assert job_config(other, name)["key"] != job_config(cfg, name)["key"]
+    assert job_config(cfg, "stage1")["key"] == job_config(resolve({}), "stage1")["key"]
+    assert "generation_layer" not in json.dumps(job_config(cfg, "stage1"))

@@ -229,6 +229,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def generation_layer(spec: dict, num_layers: int) -> int | None:
+    """model.mllm.generation_layer -> UniVidMLLM.generation_layer: None (unset or -1: the last hidden state) or an
+    index into the LLM's `hidden_states` (num_layers + 1 of them: the input embeddings, then one per layer)."""
+    k = spec.get("generation_layer", -1)
+    if isinstance(k, bool) or not isinstance(k, int) or not -(num_layers + 1) <= k <= num_layers:
+        raise ValueError(f"model.mllm.generation_layer {k!r}: expected an index into the LLM's {num_layers + 1} "
+                         f"hidden states, -{num_layers + 1}..{num_layers} (-1: the last, 0: the input embeddings)")
+    return None if k in (-1, num_layers) else k
+
+
 def build(cfg: dict, parts: tuple[str, ...] | None = None) -> Components:
     """The parts a job uses (default: every generation part) at the configured scale, each loaded straight into its
     dtype and moved to the device. Random-init parts are seeded by cfg['seed']."""
@@ -277,6 +287,7 @@ def build(cfg: dict, parts: tuple[str, ...] | None = None) -> Components:
                 ours.weight.copy_(theirs.weight)
                 ours.bias.copy_(theirs.bias)
         mllm.vision_feature_layer = layer
+    mllm.generation_layer = generation_layer(m["mllm"], llm.config.num_hidden_layers)
     connector = None
     if "connector" in parts:
         c = m["connector"]

@@ -47,6 +47,10 @@ class UniVidMLLM(nn.Module):
         self.vision_proj = nn.Sequential(nn.Linear(dv, d), nn.GELU(), nn.Linear(d, d))
         self.vae_proj = nn.Linear(vae_z_dim, d)
         self.vision_feature_layer = vision_feature_layer  # None: last_hidden_state (see the module docstring)
+        # Which LLM hidden state is Z_u for the generator (model.mllm.generation_layer, as diffusers' clip_skip picks a
+        # text encoder's layer): None, the last (the paper's "MLLM output"), else an index into `hidden_states`
+        # (0: the input embeddings). Understanding always reads the last.
+        self.generation_layer: int | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -65,8 +69,10 @@ class UniVidMLLM(nn.Module):
     def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.llm.get_input_embeddings()(input_ids)
 
-    def forward_embeds(self, visual: torch.Tensor | None, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """Run the LLM on [visual tokens; text tokens]. Returns (hidden [B, L, d], mask [B, L], is_image [B, L])."""
+    def forward_embeds(self, visual: torch.Tensor | None, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       layer: int | None = None):
+        """Run the LLM on [visual tokens; text tokens]. Returns (hidden [B, L, d], mask [B, L], is_image [B, L]):
+        `last_hidden_state` for layer None, else `hidden_states[layer]`."""
         text = self.embed_text(input_ids)
         mask = attention_mask.bool()
         is_image = torch.zeros_like(mask)
@@ -76,8 +82,8 @@ class UniVidMLLM(nn.Module):
             ones = torch.ones(b, v, dtype=torch.bool, device=mask.device)
             mask = torch.cat([ones, mask], dim=1)
             is_image = torch.cat([ones, is_image], dim=1)
-        out = self.llm.model(inputs_embeds=text, attention_mask=mask.long())
-        return out.last_hidden_state, mask, is_image
+        out = self.llm.model(inputs_embeds=text, attention_mask=mask.long(), output_hidden_states=layer is not None)
+        return (out.last_hidden_state if layer is None else out.hidden_states[layer]), mask, is_image
 
     def encode_for_generation(self, input_ids, attention_mask, encoders: str, image=None, image_latents=None):
         """Z_u for the generator; the reference image (if any) enters through the configured encoders.
@@ -93,4 +99,4 @@ class UniVidMLLM(nn.Module):
         if image_latents is not None and "vae" in used:
             visual.append(self.vae_tokens(image_latents))
         vis = torch.cat(visual, dim=1) if visual else None
-        return self.forward_embeds(vis, input_ids, attention_mask)
+        return self.forward_embeds(vis, input_ids, attention_mask, self.generation_layer)

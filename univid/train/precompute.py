@@ -52,7 +52,7 @@ def encode_captions(comp: Components, captions: list[str]) -> list[torch.Tensor]
         ids, mask = tokenize(comp, captions)
     finally:
         comp.tokenizer.padding_side = side
-    hidden, m, _ = comp.model.mllm.forward_embeds(None, ids, mask)
+    hidden, m, _ = comp.model.mllm.forward_embeds(None, ids, mask, comp.model.mllm.generation_layer)
     return [hidden[i][m[i]].cpu().contiguous() for i in range(len(captions))]
 
 
