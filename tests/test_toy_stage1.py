@@ -13,7 +13,7 @@ from safetensors import safe_open
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "perf" / "toy_stage1"
 LAST = re.compile(r"^toy_stage1 scale=smoke steps=2 gain=-?[\d.]+ gain_ci=\S+ wrong=-?[\d.]+ wrong_ci=\S+ "
-                  r"t5_gain=-?[\d.]+ t5_wrong=-?[\d.]+ share=\S+ clips=2 sigmas=0.8 train_s=\d+ wall_s=\d+$")
+                  r"t5_gain=-?[\d.]+ t5_wrong=-?[\d.]+ share=\S+ clips=2 on=(held-out|train) sigmas=0.8 train_s=\d+ wall_s=\d+$")
 
 
 def _run(work: Path, *args):
@@ -61,3 +61,22 @@ def test_a_pretrain_dir_without_its_parts_is_one_line(tmp_path):
     assert r.returncode != 0
     assert r.stderr.strip().splitlines()[-1] == (f"toy_stage1: --pretrain {tmp_path}: expected a pretrain job's "
                                                  f"output (its wan/ and mllm/)")
+
+
+def test_on_train_measures_the_stage1_jobs_own_clips(tmp_path):
+    held = _run(tmp_path)
+    assert held.returncode == 0, held.stderr[-2000:]
+    r = _run(tmp_path, "--on", "train")
+    assert r.returncode == 0, r.stderr[-2000:]
+    last = r.stdout.strip().splitlines()[-1]
+    assert LAST.match(last) and " on=train " in last, r.stdout
+    record, base = _record(r), _record(held)
+    assert record["weights"] == base["weights"]  # the same job, measured on other clips
+    assert record["model"]["errors"] != base["model"]["errors"]
+    curated = (Path(record["weights"]).parents[2].glob("curate-*/gen_train.jsonl"))
+    rows = sum(1 for line in next(curated).read_text().splitlines() if line.strip())
+    too_many = _run(tmp_path, "--on", "train", "--clips", str(rows + 1))
+    assert too_many.returncode != 0
+    assert too_many.stderr.strip().splitlines()[-1] == (
+        f"toy_stage1: --clips {rows + 1} with --on train: the Stage I job has {rows} curated clips "
+        f"(expected --clips at most {rows})")
