@@ -13,7 +13,8 @@ from safetensors import safe_open
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "perf" / "toy_stage1"
 LAST = re.compile(r"^toy_stage1 scale=smoke steps=2 gain=-?[\d.]+ gain_ci=\S+ wrong=-?[\d.]+ wrong_ci=\S+ "
-                  r"t5_gain=-?[\d.]+ t5_wrong=-?[\d.]+ share=\S+ clips=2 on=(held-out|train) sigmas=0.8 train_s=\d+ wall_s=\d+$")
+                  r"t5_gain=-?[\d.]+ t5_wrong=-?[\d.]+ share=\S+ clips=2 on=(held-out|train) sigmas=0.8 "
+                  r"train_s=\d+ wall_s=\d+$")
 
 
 def _run(work: Path, *args):
